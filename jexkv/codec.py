@@ -1,0 +1,173 @@
+"""Values in and out of storage, and the checks on keys, TTLs and counters.
+
+Rule: a value is stored as what JSON can carry and comes back as JSON would
+decode it, on every adapter. Anything JSON cannot carry exactly (a set, an
+object, NaN, a dict with non-str keys) is refused with SerializationError
+*before* any write. Keys and times are checked before any I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import reprlib
+import math
+from typing import Any, Callable, NoReturn
+
+from jexkv.errors import SerializationError
+
+__all__ = [
+    "JsonText",
+    "check_amount",
+    "check_key",
+    "check_ttl",
+    "decode",
+    "encode",
+    "freeze",
+    "thaw",
+]
+
+_decode = json.JSONDecoder().decode
+
+
+def _no_default(value: object) -> NoReturn:
+    raise TypeError(f"{type(value).__name__} is not a JSON type")
+
+
+def _make_encoder() -> Callable[[object], str]:
+    """Compact JSON text, refusing NaN; escapes non-ASCII so any str survives UTF-8.
+
+    The C encoder is built once and reused: ``JSONEncoder.encode`` builds a new one
+    per call, which costs more than the encoding of a small dict. It keeps no
+    circular-reference table (that table would be shared between threads), so a
+    circular value surfaces as RecursionError, which :func:`encode` reports.
+    """
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - CPython always has it
+        return json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+    chunks = c_make_encoder(
+        None, _no_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+    join = "".join
+    return lambda value: join(chunks(value, 0))
+
+
+_encode = _make_encoder()
+
+# Types that are immutable and map to themselves through JSON.
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def check_key(key: object) -> str:
+    """Return ``key`` if it is a non-empty str; raise TypeError/ValueError otherwise."""
+    if type(key) is str and key:
+        return key
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str, got {type(key).__name__}: {key!r}")
+    if not key:
+        raise ValueError("key must be a non-empty str")
+    return key  # a str subclass: accepted as the text it holds
+
+
+def check_ttl(ttl_ms: object, name: str = "ttl_ms") -> int:
+    """Return ``ttl_ms`` if it is a positive int (not a bool); raise ValueError otherwise."""
+    if type(ttl_ms) is int and ttl_ms > 0:
+        return ttl_ms
+    raise ValueError(
+        f"{name} must be a positive int of milliseconds, got {type(ttl_ms).__name__}: {ttl_ms!r}"
+    )
+
+
+def check_amount(amount: object) -> int:
+    """Return ``amount`` if it is an int (not a bool); raise TypeError otherwise."""
+    if type(amount) is int:
+        return amount
+    raise TypeError(f"amount must be an int, got {type(amount).__name__}: {amount!r}")
+
+
+def _refuse(value: object, why: str) -> NoReturn:
+    text = reprlib.repr(value)  # bounded in length and depth, whatever the value
+    raise SerializationError(f"value is not JSON-serialisable ({why}): {text}")
+
+
+def _check_containers(item: Any, path: set[int], root: object) -> None:
+    """Refuse non-str dict keys (json.dumps would silently turn int, float, bool and
+    None keys into strings) and a value that contains itself (it would never end).
+    ``path`` holds the containers above ``item``: sharing one list twice is fine."""
+    if id(item) in path:
+        _refuse(root, "it contains itself")
+    if isinstance(item, dict):
+        for k in item:
+            if not isinstance(k, str):
+                _refuse(root, f"dict key {k!r} is not a str")
+        children = item.values()
+    else:
+        children = item
+    path.add(id(item))
+    for child in children:
+        if isinstance(child, (dict, list, tuple)):
+            _check_containers(child, path, root)
+    path.discard(id(item))
+
+
+def encode(value: object) -> str:
+    """The JSON text of ``value``; SerializationError if JSON cannot carry it exactly."""
+    try:
+        if isinstance(value, (dict, list, tuple)):
+            _check_containers(value, set(), value)
+        return _encode(value)
+    except SerializationError:
+        raise
+    except (TypeError, ValueError) as exc:
+        _refuse(value, str(exc))
+    except RecursionError:
+        _refuse(value, "circular or nested too deeply")
+
+
+def decode(text: str) -> Any:
+    """The value of a JSON text written by :func:`encode`."""
+    return _decode(text)
+
+
+class JsonText(str):
+    """A value kept as its JSON text in memory (nested containers and odd types)."""
+
+    __slots__ = ()
+
+
+def freeze(value: object) -> Any:
+    """A snapshot of ``value`` that later changes by the caller cannot reach.
+
+    The memory adapter keeps what this returns. Immutable scalars are kept as they
+    are, a flat dict or list of scalars as a shallow copy (cheap to copy again on
+    the way out), anything else as its JSON text. Refuses what :func:`encode` refuses.
+    """
+    t = type(value)
+    if t in _SCALARS:
+        return value
+    if t is float:
+        if math.isfinite(value):  # type: ignore[arg-type]
+            return value
+        _refuse(value, "NaN and infinities are not JSON")
+    if t is dict:
+        for k, v in value.items():  # type: ignore[attr-defined]
+            tv = type(v)
+            if type(k) is not str or not (tv in _SCALARS or (tv is float and math.isfinite(v))):
+                return JsonText(encode(value))
+        return value.copy()  # type: ignore[attr-defined]
+    if t is list or t is tuple:
+        for v in value:  # type: ignore[attr-defined]
+            tv = type(v)
+            if not (tv in _SCALARS or (tv is float and math.isfinite(v))):
+                return JsonText(encode(value))
+        return list(value)  # type: ignore[call-overload]
+    return JsonText(encode(value))
+
+
+def thaw(stored: Any) -> Any:
+    """A fresh copy of what :func:`freeze` kept: the caller may change it freely."""
+    t = type(stored)
+    if t is dict or t is list:
+        return stored.copy()
+    if t is JsonText:
+        return _decode(stored)
+    return stored

@@ -1,0 +1,61 @@
+"""One exception tree for everything jexkv raises.
+
+::
+
+    JexkvError                      root: ``except jexkv.JexkvError`` catches all of ours
+    ├── ConfigError (ValueError)    bad URL, unknown scheme or option, misuse of the API
+    ├── SerializationError (TypeError)   a value JSON cannot carry (set, object, NaN)
+    ├── WrongTypeError (TypeError)  an operation on a value of the wrong kind (incr on text)
+    ├── ClosedError                 a call on a store or queue after close()
+    └── BackendError                the storage behind the store failed
+        ├── BackendUnavailable      it cannot be reached or opened (I/O error, refused)
+        └── BackendTimeout          it stayed busy past the deadline (a locked SQLite file)
+
+Errors coming from a backend are raised ``from`` their cause, so the original
+exception stays in the traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "ClosedError",
+    "ConfigError",
+    "JexkvError",
+    "SerializationError",
+    "WrongTypeError",
+]
+
+
+class JexkvError(Exception):
+    """The root of every error jexkv raises on purpose."""
+
+
+class ConfigError(JexkvError, ValueError):
+    """A malformed URL, an unknown scheme or option, or a misuse of the API."""
+
+
+class SerializationError(JexkvError, TypeError):
+    """A value that JSON cannot encode (a set, an arbitrary object, NaN)."""
+
+
+class WrongTypeError(JexkvError, TypeError):
+    """An operation on a stored value of the wrong kind, e.g. ``incr`` on text."""
+
+
+class ClosedError(JexkvError):
+    """The store or queue was closed."""
+
+
+class BackendError(JexkvError):
+    """The backend (a SQLite file, a Redis server) failed."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot be reached or opened."""
+
+
+class BackendTimeout(BackendError):
+    """The backend stayed busy (locked) until the deadline passed."""

@@ -1,0 +1,188 @@
+"""open_kv URL handling: schemes, paths, shared memory stores, options and ConfigError."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sqlite3
+import uuid
+
+import pytest
+
+import jexkv
+from jexkv.memory.kv import MemoryKV
+from jexkv.sqlite.kv import SQLiteKV
+
+
+def _name() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+def _raw_keys(path: pathlib.Path) -> set[str]:
+    con = sqlite3.connect(str(path))
+    try:
+        return {row[0] for row in con.execute("SELECT key FROM kv")}
+    finally:
+        con.close()
+
+
+def test_memory_url_gives_a_private_store() -> None:
+    with jexkv.open_kv("memory://") as a, jexkv.open_kv("memory://") as b:
+        assert isinstance(a, MemoryKV)
+        a.set("k", 1)
+        assert a.get("k") == 1
+        assert b.get("k") is None
+
+
+def test_memory_name_is_shared_within_the_process() -> None:
+    url = "memory://" + _name()
+    with jexkv.open_kv(url) as a:
+        with jexkv.open_kv(url) as b:
+            with jexkv.open_kv(url + "x") as other:
+                a.set("k", [1, 2])
+                assert b.get("k") == [1, 2]
+                b.delete("k")
+                assert a.exists("k") is False
+                b.set("j", "v")
+                assert a.get("j") == "v"
+                assert other.get("j") is None
+                assert list(other.keys()) == []
+
+
+def test_sqlite_relative_path_creates_file_and_folders(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with jexkv.open_kv("sqlite:///sub/dir/app.db") as kv:
+        assert isinstance(kv, SQLiteKV)
+        kv.set("k", "v")
+        assert os.path.isabs(kv.path)
+        assert os.path.samefile(kv.path, tmp_path / "sub" / "dir" / "app.db")
+    assert (tmp_path / "sub" / "dir" / "app.db").is_file()
+    assert _raw_keys(tmp_path / "sub" / "dir" / "app.db") == {"k"}
+
+
+def test_sqlite_absolute_path_creates_file_and_folders(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "a" / "b" / "app.db"
+    url = "sqlite:///" + str(path)
+    assert url.startswith("sqlite:////")
+    with jexkv.open_kv(url) as kv:
+        kv.set("k", {"x": 1})
+    assert path.is_file()
+    with jexkv.open_kv(url) as again:
+        assert again.get("k") == {"x": 1}
+
+
+def test_namespace_from_query_string() -> None:
+    name = _name()
+    with jexkv.open_kv(f"memory://{name}?namespace=app:") as app:
+        with jexkv.open_kv(f"memory://{name}") as plain:
+            app.set("k", 1)
+            assert app.get("k") == 1
+            assert plain.get("app:k") == 1
+            assert plain.get("k") is None
+
+
+def test_namespace_from_query_string_on_sqlite(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "ns.db"
+    with jexkv.open_kv(f"sqlite:///{path}?namespace=app:&vacuum_interval_ms=50") as kv:
+        kv.set("k", 1)
+        assert kv.get("k") == 1
+    assert _raw_keys(path) == {"app:k"}
+
+
+def test_keyword_options_win_over_query_string() -> None:
+    name = _name()
+    with jexkv.open_kv(f"memory://{name}?namespace=q:", namespace="kw:") as kv:
+        with jexkv.open_kv(f"memory://{name}") as plain:
+            kv.set("k", 1)
+            assert plain.get("kw:k") == 1
+            assert plain.get("q:k") is None
+
+
+def test_int_options_from_query_string_are_accepted(tmp_path: pathlib.Path) -> None:
+    with jexkv.open_kv("memory://?purge_interval_ms=20") as kv:
+        kv.set("k", 1, ttl_ms=1000)
+        assert kv.get("k") == 1
+    url = f"sqlite:///{tmp_path}/o.db?vacuum_interval_ms=50&busy_timeout_ms=100&vacuum_batch=7"
+    with jexkv.open_kv(url) as kv:
+        kv.set("k", 1)
+        assert kv.get("k") == 1
+
+
+ERROR_CASES = [
+    ("ftp://x", {}, "ftp"),
+    ("no-scheme-here", {}, ""),
+    ("memory://?bogus_opt=1", {}, "bogus_opt"),
+    ("memory://", {"bogus_opt": 1}, "bogus_opt"),
+    ("sqlite:///sub/app.db?bogus_opt=1", {}, "bogus_opt"),
+    ("sqlite:///sub/app.db", {"bogus_opt": 1}, "bogus_opt"),
+    ("sqlite:///sub/app.db?purge_interval_ms=20", {}, "purge_interval_ms"),
+    ("sqlite:///sub/app.db", {"purge_interval_ms": 20}, "purge_interval_ms"),
+    ("memory://?vacuum_interval_ms=50", {}, "vacuum_interval_ms"),
+    ("memory://", {"busy_timeout_ms": 50}, "busy_timeout_ms"),
+    ("sqlite:///sub/app.db?busy_timeout_ms=abc", {}, "busy_timeout_ms"),
+    ("sqlite:///sub/app.db?vacuum_interval_ms=1.5", {}, "vacuum_interval_ms"),
+    ("sqlite:///sub/app.db", {"vacuum_batch": "many"}, "vacuum_batch"),
+    ("memory://?purge_interval_ms=fast", {}, "purge_interval_ms"),
+    ("memory://", {"purge_interval_ms": "fast"}, "purge_interval_ms"),
+    ("sqlite://", {}, "path"),
+    ("sqlite:///", {}, "path"),
+    ("redis://localhost:6379/0", {}, "not available yet"),
+    ("rediss://user:pw@localhost:6380/1", {}, "not available yet"),
+    ("unix:///tmp/redis.sock?db=2", {}, "not available yet"),
+    ("redis+cluster://h1:7000,h2:7001", {}, "not available yet"),
+    ("redis+sentinel://h1:26379,h2:26379/mymaster/0", {}, "not available yet"),
+]
+
+
+@pytest.mark.parametrize(("url", "options", "fragment"), ERROR_CASES)
+def test_config_errors_name_the_part_and_create_nothing(
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    options: dict[str, object],
+    fragment: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(jexkv.ConfigError) as excinfo:
+        jexkv.open_kv(url, **options)
+    assert isinstance(excinfo.value, ValueError)
+    assert isinstance(excinfo.value, jexkv.JexkvError)
+    assert fragment.lower() in str(excinfo.value).lower()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_jexkv_url_environment_variable_is_used(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "env" / "app.db"
+    monkeypatch.setenv("JEXKV_URL", "sqlite:///" + str(path))
+    with jexkv.open_kv() as kv:
+        assert isinstance(kv, SQLiteKV)
+        kv.set("k", 1)
+    with jexkv.open_kv(None, namespace="ns:") as kv:
+        kv.set("k", 2)
+    assert _raw_keys(path) == {"k", "ns:k"}
+
+
+def test_bad_jexkv_url_environment_variable_raises(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JEXKV_URL", "ftp://x")
+    with pytest.raises(jexkv.ConfigError, match="ftp"):
+        jexkv.open_kv()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_url_and_no_environment_means_memory(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JEXKV_URL", raising=False)
+    with jexkv.open_kv() as kv:
+        assert isinstance(kv, MemoryKV)
+        kv.set("k", 1)
+        assert kv.get("k") == 1
+    assert list(tmp_path.iterdir()) == []
