@@ -1,0 +1,1 @@
+"""In-process adapters: the reference implementation of each contract."""
