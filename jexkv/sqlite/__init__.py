@@ -1,0 +1,1 @@
+"""Adapters over one SQLite file, shared safely by threads and processes."""

@@ -1,0 +1,92 @@
+"""The tables jexkv keeps in a SQLite file, and the checks before touching one.
+
+Rule: a file is only written to once it is known to be ours (or empty). Its
+schema version lives in ``PRAGMA user_version``; every version's statements are
+listed here once and applied in order inside one ``BEGIN IMMEDIATE``, so
+processes opening a new file at the same moment create it exactly once. A file
+that is not SQLite, that holds tables jexkv did not create, or that a newer
+jexkv wrote is refused before any write, and left byte-for-byte as it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from jexkv.errors import BackendUnavailable
+
+__all__ = ["SCHEMA_VERSION", "check", "migrate"]
+
+# Statements that bring a file from version n-1 to version n.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        # WITHOUT ROWID: the key is the only index, so a lookup is one B-tree search.
+        "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER)"
+        " WITHOUT ROWID",
+        # Only keys with a TTL are indexed: the vacuum finds expired rows without a scan.
+        "CREATE INDEX kv_expires_at ON kv (expires_at) WHERE expires_at IS NOT NULL",
+    ),
+}
+SCHEMA_VERSION = max(_MIGRATIONS)
+
+# The columns each of our tables has at every version since it appeared.
+_TABLES: dict[str, tuple[int, tuple[str, ...]]] = {
+    "kv": (1, ("key", "value", "expires_at")),
+}
+
+
+def check(conn: sqlite3.Connection, path: str) -> int:
+    """The file's schema version, after checking it is ours; reads only.
+
+    Raises BackendUnavailable naming the file when it must be refused.
+    """
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        columns = {
+            name: tuple(row[1] for row in conn.execute(f"PRAGMA table_info({name})"))
+            for name in tables & set(_TABLES)
+        }
+    except sqlite3.DatabaseError as exc:
+        raise BackendUnavailable(f"{path} is not a SQLite database ({exc}); refusing it") from exc
+    if version > SCHEMA_VERSION:
+        raise BackendUnavailable(
+            f"{path} has jexkv schema version {version}, newer than this jexkv knows "
+            f"({SCHEMA_VERSION}); upgrade jexkv to open it"
+        )
+    if version == 0 and tables:
+        raise BackendUnavailable(
+            f"{path} holds tables jexkv did not create ({', '.join(sorted(tables))}); "
+            "refusing to write into it: give jexkv a file of its own"
+        )
+    for name, (since, expected) in _TABLES.items():
+        if version >= since and columns.get(name) != expected:
+            raise BackendUnavailable(
+                f"{path} says jexkv schema version {version}, but its table {name!r} does not "
+                f"match (columns {columns.get(name)}, expected {expected}); refusing it"
+            )
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the file to SCHEMA_VERSION; ``conn`` is in autocommit mode."""
+    if check(conn, path) == SCHEMA_VERSION:
+        return
+    # Settings that only take effect on an empty file come before the first table.
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    conn.execute("PRAGMA journal_mode = WAL").fetchall()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = check(conn, path)  # another process may have done it meanwhile
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step]:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
