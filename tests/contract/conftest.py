@@ -1,0 +1,47 @@
+"""Run every contract test on every adapter.
+
+To add an adapter, add one entry to ``ADAPTERS``: an id and a function
+``(tmp_path, unique_name) -> URL``. Every store a test opens through these
+fixtures lives on that one backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import jexkv
+
+ADAPTERS: dict[str, Callable[[Path, str], str]] = {
+    "memory": lambda tmp_path, name: f"memory://{name}",
+    "sqlite": lambda tmp_path, name: f"sqlite:///{tmp_path / name}.db",
+}
+
+
+@pytest.fixture(params=list(ADAPTERS), ids=list(ADAPTERS))
+def kv_url(request, tmp_path, unique_name) -> str:
+    """The URL of this test's backend (not opened)."""
+    return ADAPTERS[request.param](tmp_path, unique_name)
+
+
+@pytest.fixture
+def open_kv_on_same_backend(kv_url):
+    """``factory(**options)``: another store on this test's backend."""
+    stores = []
+
+    def factory(**options):
+        store = jexkv.open_kv(kv_url, **options)
+        stores.append(store)
+        return store
+
+    yield factory
+    for store in reversed(stores):
+        store.close()
+
+
+@pytest.fixture
+def kv(open_kv_on_same_backend):
+    """A store with default options on this test's backend."""
+    return open_kv_on_same_backend()
