@@ -9,8 +9,8 @@ object, NaN, a dict with non-str keys) is refused with SerializationError
 from __future__ import annotations
 
 import json
-import reprlib
 import math
+import reprlib
 from typing import Any, Callable, NoReturn
 
 from jexkv.errors import SerializationError
