@@ -3,7 +3,7 @@
 The public names are listed in ``__all__``; everything else is internal.
 """
 
-from jexkv.contracts import KVStore
+from jexkv.contracts import KVStore, TaskQueue
 from jexkv.errors import (
     BackendError,
     BackendTimeout,
@@ -12,21 +12,28 @@ from jexkv.errors import (
     ConfigError,
     JexkvError,
     SerializationError,
+    Unrecoverable,
     WrongTypeError,
 )
-from jexkv.urls import open_kv
+from jexkv.jobs import Backoff, Job
+from jexkv.urls import open_kv, open_queue
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backoff",
     "BackendError",
     "BackendTimeout",
     "BackendUnavailable",
     "ClosedError",
     "ConfigError",
+    "Job",
     "JexkvError",
     "KVStore",
     "SerializationError",
+    "TaskQueue",
+    "Unrecoverable",
     "WrongTypeError",
     "open_kv",
+    "open_queue",
 ]

@@ -8,10 +8,13 @@ against the same cases.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol, runtime_checkable
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["KVStore"]
+from jexkv.jobs import Backoff, Job, NewJob
+
+__all__ = ["Claim", "KVStore", "QueueBackend", "TaskQueue"]
 
 
 @runtime_checkable
@@ -86,3 +89,127 @@ class KVStore(Protocol):
     def __enter__(self) -> KVStore: ...
 
     def __exit__(self, *exc_info: object) -> None: ...
+
+
+@runtime_checkable
+class TaskQueue(Protocol):
+    """Background jobs: ``enqueue`` returns at once, registered workers run them.
+
+    A handler that raises fails that attempt; the job is retried after its backoff
+    while attempts remain, then kept in the dead-letter state with its error.
+    Every method is safe from many threads and raises ClosedError after close().
+    """
+
+    def enqueue(
+        self,
+        queue: str,
+        name: str,
+        payload: Any = None,
+        *,
+        delay_ms: int = 0,
+        attempts: int = 1,
+        backoff: None | int | Backoff = None,
+        priority: int = 0,
+        job_id: str | None = None,
+    ) -> Job:
+        """Add a job; with a ``job_id`` that is already kept, add nothing and return that job."""
+
+    def enqueue_many(self, queue: str, jobs: Iterable[Mapping[str, Any]]) -> list[Job]:
+        """Add many jobs (dicts of enqueue's arguments), all or none; the jobs in order."""
+
+    def register_worker(
+        self, queue: str, handler: Callable[[Job], Any], *, concurrency: int = 1
+    ) -> None:
+        """Start ``concurrency`` threads running ``handler`` on the jobs of ``queue``."""
+
+    def get_job(self, queue: str, job_id: str) -> Job | None:
+        """The job, if it is still kept."""
+
+    def counts(self, queue: str) -> dict[str, int]:
+        """Jobs per state: waiting, delayed, active, completed, dead."""
+
+    def dead_letters(self, queue: str, *, limit: int = 100) -> list[Job]:
+        """Dead jobs, newest first, with ``error`` set."""
+
+    def retry_dead(self, queue: str, job_id: str | None = None) -> int:
+        """Move one (or every) dead job back to waiting with a fresh attempt budget."""
+
+    def purge_dead(self, queue: str) -> int:
+        """Delete the dead jobs; how many."""
+
+    def close(self, timeout_ms: int | None = None) -> None:
+        """Stop fetching, wait for running handlers (up to the timeout), release resources."""
+
+    def __enter__(self) -> TaskQueue: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+class Claim(NamedTuple):
+    """A fetched job and the lease token that proves this worker holds it."""
+
+    job: Job
+    token: str
+
+
+class QueueBackend(Protocol):
+    """The atomic steps a queue adapter implements; worker.py does the rest.
+
+    ``queue`` is the caller's queue name; the backend applies its namespace.
+    Every step that changes a job is atomic, also across processes where the
+    backend is shared; steps that take a ``token`` do nothing (and return
+    False) when the job is no longer held with that token (the lease was lost).
+    """
+
+    def add(self, queue: str, jobs: Sequence[NewJob]) -> list[Job]:
+        """Add all jobs at once; a job_id that is kept already returns that job."""
+
+    def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
+        """Claim up to ``limit`` ready jobs (after promoting due delayed ones)."""
+
+    def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
+        """Return when work may be ready, ``stop`` is set, or ``timeout_s`` passed."""
+
+    def notify(self, queue: str) -> None:
+        """Wake every thread in ``wait`` on ``queue`` (used on close)."""
+
+    def complete(
+        self, queue: str, job_id: str, token: str, result: str, keep: int, next_lease_ms: int
+    ) -> tuple[bool, list[Claim]]:
+        """Finish a held job with its result (JSON text), keeping the newest ``keep``.
+
+        With ``next_lease_ms`` > 0, also claim the next ready job in the same step (one
+        round trip instead of two). Returns (finished, the claims made).
+        """
+
+    def fail(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        error: str,
+        traceback: str,
+        retry_at_ms: int | None,
+        keep_dead: int | None,
+    ) -> bool:
+        """Fail an attempt: retry at ``retry_at_ms``, or (None) move to dead."""
+
+    def extend(self, queue: str, held: Sequence[tuple[str, str]], lease_ms: int) -> list[str]:
+        """Renew the leases of (job_id, token) pairs; the ids whose lease was lost."""
+
+    def recover_stalled(
+        self, queue: str, max_stalls: int, interval_ms: int, keep_dead: int | None
+    ) -> int:
+        """Requeue (or kill) active jobs whose lease ran out; at most once per interval."""
+
+    def get(self, queue: str, job_id: str) -> Job | None: ...
+
+    def counts(self, queue: str) -> dict[str, int]: ...
+
+    def dead(self, queue: str, limit: int) -> list[Job]: ...
+
+    def retry_dead(self, queue: str, job_id: str | None) -> int: ...
+
+    def purge_dead(self, queue: str) -> int: ...
+
+    def close(self) -> None: ...

@@ -7,6 +7,7 @@
     ├── SerializationError (TypeError)   a value JSON cannot carry (set, object, NaN)
     ├── WrongTypeError (TypeError)  an operation on a value of the wrong kind (incr on text)
     ├── ClosedError                 a call on a store or queue after close()
+    ├── Unrecoverable               raised by a job handler: dead-letter the job now, no retry
     └── BackendError                the storage behind the store failed
         ├── BackendUnavailable      it cannot be reached or opened (I/O error, refused)
         └── BackendTimeout          it stayed busy past the deadline (a locked SQLite file)
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "JexkvError",
     "SerializationError",
+    "Unrecoverable",
     "WrongTypeError",
 ]
 
@@ -47,6 +49,10 @@ class WrongTypeError(JexkvError, TypeError):
 
 class ClosedError(JexkvError):
     """The store or queue was closed."""
+
+
+class Unrecoverable(JexkvError):
+    """Raise it in a job handler to send the job to the dead-letter state at once."""
 
 
 class BackendError(JexkvError):

@@ -9,29 +9,59 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, Union
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from jexkv.contracts import KVStore
+from jexkv.contracts import KVStore, TaskQueue
 from jexkv.errors import ConfigError
 
-__all__ = ["open_kv", "parse_url"]
+__all__ = ["open_kv", "open_queue", "parse_url"]
 
-# Options every adapter takes, then each adapter's own; the value is the type.
-_COMMON_OPTIONS: dict[str, type] = {"namespace": str}
-_KV_OPTIONS: dict[str, dict[str, type]] = {
-    "memory": {"purge_interval_ms": int},
-    "sqlite": {"vacuum_interval_ms": int, "vacuum_batch": int, "busy_timeout_ms": int},
+
+class _Int:
+    """An int option with a lower bound (``nullable``: None is allowed too)."""
+
+    def __init__(self, minimum: int, nullable: bool = False) -> None:
+        self.minimum, self.nullable = minimum, nullable
+
+
+_POSITIVE, _COUNT = _Int(1), _Int(0)
+_Spec = Union[type, _Int]  # noqa: UP007 - evaluated at run time, on Python 3.9 too
+
+# Options every store takes, then each kind's own, then each adapter's own.
+_COMMON: dict[str, _Spec] = {"namespace": str}
+_KIND: dict[str, dict[str, _Spec]] = {
+    "kv": {},
+    "queue": {
+        "lease_ms": _POSITIVE,
+        "keep_completed": _COUNT,
+        "keep_dead": _Int(0, nullable=True),
+        "max_stalls": _COUNT,
+    },
 }
+_ADAPTER: dict[tuple[str, str], dict[str, _Spec]] = {
+    ("kv", "memory"): {"purge_interval_ms": _POSITIVE},
+    ("kv", "sqlite"): {
+        "vacuum_interval_ms": _POSITIVE,
+        "vacuum_batch": _POSITIVE,
+        "busy_timeout_ms": _POSITIVE,
+    },
+    ("queue", "memory"): {},
+    ("queue", "sqlite"): {"busy_timeout_ms": _POSITIVE},
+}
+_SCHEMES = ("memory", "sqlite")
 # Schemes that a later release serves; named here so the error can say so.
 _PLANNED = ("redis", "rediss", "unix", "redis+cluster", "redis+sentinel")
 
 
-def _coerce(name: str, value: Any, kind: type, *, from_query: bool) -> Any:
-    if kind is str:
+def _coerce(name: str, value: Any, spec: _Spec, *, from_query: bool) -> Any:
+    if spec is str:
         if not isinstance(value, str):
             raise ConfigError(f"option {name!r} must be a str, got {type(value).__name__}")
         return value
+    assert isinstance(spec, _Int)
+    if value is None and spec.nullable and not from_query:
+        return None
     if from_query:
         try:
             value = int(value, 10)
@@ -39,14 +69,13 @@ def _coerce(name: str, value: Any, kind: type, *, from_query: bool) -> Any:
             raise ConfigError(f"option {name!r} must be an int, got {value!r}") from None
     elif type(value) is not int:
         raise ConfigError(f"option {name!r} must be an int, got {type(value).__name__}: {value!r}")
-    if value <= 0:
-        raise ConfigError(f"option {name!r} must be positive, got {value}")
+    if value < spec.minimum:
+        raise ConfigError(f"option {name!r} must be >= {spec.minimum}, got {value}")
     return value
 
 
-def _options(scheme: str, query: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    allowed = {**_COMMON_OPTIONS, **_KV_OPTIONS[scheme]}
-    others = {n for s, opts in _KV_OPTIONS.items() if s != scheme for n in opts}
+def _options(kind: str, scheme: str, query: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = {**_COMMON, **_KIND[kind], **_ADAPTER[(kind, scheme)]}
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
@@ -56,8 +85,13 @@ def _options(scheme: str, query: str, kwargs: Mapping[str, Any]) -> dict[str, An
         seen: set[str] = set()
         for name, value in items:
             if name not in allowed:
-                where = f"{scheme}:// URLs" if name in others else "any adapter"
-                raise ConfigError(f"unknown option {name!r} ({source}) for {where}")
+                elsewhere = sorted(
+                    f"{s}:// {k}" for (k, s), opts in _ADAPTER.items() if name in opts
+                ) + sorted(k for k, opts in _KIND.items() if name in opts)
+                hint = f" (it is an option of {', '.join(elsewhere)})" if elsewhere else ""
+                raise ConfigError(
+                    f"unknown option {name!r} ({source}) for a {scheme}:// {kind}{hint}"
+                )
             if name in seen:
                 raise ConfigError(f"option {name!r} given twice in the URL")
             seen.add(name)
@@ -65,7 +99,9 @@ def _options(scheme: str, query: str, kwargs: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
-def parse_url(url: str | None, kwargs: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+def parse_url(
+    url: str | None, kwargs: Mapping[str, Any], kind: str = "kv"
+) -> tuple[str, str, dict[str, Any]]:
     """Split a store URL into (scheme, location, options), checking every part.
 
     ``location`` is the memory space name ("" for a private one) or the SQLite
@@ -84,8 +120,8 @@ def parse_url(url: str | None, kwargs: Mapping[str, Any]) -> tuple[str, str, dic
     scheme = parts.scheme.lower()
     if scheme in _PLANNED:
         raise ConfigError(f"the {scheme}:// adapter is not available yet in this jexkv release")
-    if scheme not in _KV_OPTIONS:
-        known = ", ".join(f"{s}://" for s in sorted(_KV_OPTIONS))
+    if scheme not in _SCHEMES:
+        known = ", ".join(f"{s}://" for s in _SCHEMES)
         raise ConfigError(f"unknown URL scheme {parts.scheme!r} in {url!r} (known: {known})")
     if parts.fragment:
         raise ConfigError(f"URL fragment {parts.fragment!r} is not allowed")
@@ -106,7 +142,7 @@ def parse_url(url: str | None, kwargs: Mapping[str, Any]) -> tuple[str, str, dic
             raise ConfigError("sqlite:///:memory: is not supported; use memory://")
         if "\x00" in location:
             raise ConfigError("sqlite file path contains a NUL character")
-    return scheme, location, _options(scheme, parts.query, kwargs)
+    return scheme, location, _options(kind, scheme, parts.query, kwargs)
 
 
 def _memory_kv(location: str, options: dict[str, Any]) -> KVStore:
@@ -121,13 +157,35 @@ def _sqlite_kv(location: str, options: dict[str, Any]) -> KVStore:
     return SQLiteKV(location, **options)
 
 
+def _memory_queue(location: str, options: dict[str, Any]) -> TaskQueue:
+    from jexkv.memory.queue import open_memory_queue
+
+    return open_memory_queue(location, **options)
+
+
+def _sqlite_queue(location: str, options: dict[str, Any]) -> TaskQueue:
+    from jexkv.sqlite.queue import open_sqlite_queue
+
+    return open_sqlite_queue(location, **options)
+
+
 _KV_FACTORIES: dict[str, Callable[[str, dict[str, Any]], KVStore]] = {
     "memory": _memory_kv,
     "sqlite": _sqlite_kv,
+}
+_QUEUE_FACTORIES: dict[str, Callable[[str, dict[str, Any]], TaskQueue]] = {
+    "memory": _memory_queue,
+    "sqlite": _sqlite_queue,
 }
 
 
 def open_kv(url: str | None = None, **options: Any) -> KVStore:
     """Open the KV store a URL names; see the README for the URL forms and options."""
-    scheme, location, opts = parse_url(url, options)
+    scheme, location, opts = parse_url(url, options, "kv")
     return _KV_FACTORIES[scheme](location, opts)
+
+
+def open_queue(url: str | None = None, **options: Any) -> TaskQueue:
+    """Open the task queue a URL names; see the README for the URL forms and options."""
+    scheme, location, opts = parse_url(url, options, "queue")
+    return _QUEUE_FACTORIES[scheme](location, opts)

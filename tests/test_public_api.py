@@ -17,13 +17,18 @@ EXPECTED_ALL = [
     "BackendError",
     "BackendTimeout",
     "BackendUnavailable",
+    "Backoff",
     "ClosedError",
     "ConfigError",
     "JexkvError",
+    "Job",
     "KVStore",
     "SerializationError",
+    "TaskQueue",
+    "Unrecoverable",
     "WrongTypeError",
     "open_kv",
+    "open_queue",
 ]
 
 ERROR_TREE = [
@@ -32,6 +37,7 @@ ERROR_TREE = [
     ("SerializationError", ("JexkvError", "TypeError")),
     ("ClosedError", ("JexkvError",)),
     ("WrongTypeError", ("JexkvError", "TypeError")),
+    ("Unrecoverable", ("JexkvError",)),
     ("BackendError", ("JexkvError",)),
     ("BackendUnavailable", ("BackendError", "JexkvError")),
     ("BackendTimeout", ("BackendError", "JexkvError")),

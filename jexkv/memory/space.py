@@ -19,6 +19,7 @@ import threading
 from typing import Any, Optional
 
 from jexkv.clock import now_ms
+from jexkv.memory.registry import Registry
 
 __all__ = ["MemorySpace", "acquire", "release"]
 
@@ -36,7 +37,6 @@ class MemorySpace:
         self.purge_interval_ms = purge_interval_ms
         self.purge_thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self.users = 0
 
     def note_expiry(self) -> None:
         """After a TTL write pushed to ``heap`` past ``heap_limit`` or with no purge
@@ -91,30 +91,14 @@ class MemorySpace:
             thread.join()
 
 
-_named: dict[str, MemorySpace] = {}
-_named_lock = threading.Lock()
+_spaces = Registry()
 
 
 def acquire(name: str, purge_interval_ms: int) -> MemorySpace:
     """The space for ``name`` ("" = a new private one), counting one more user."""
-    if not name:
-        space = MemorySpace(purge_interval_ms)
-        space.users = 1
-        return space
-    with _named_lock:
-        shared = _named.get(name)
-        if shared is None:
-            shared = _named[name] = MemorySpace(purge_interval_ms)
-        shared.users += 1
-        return shared
+    return _spaces.acquire(name, lambda: MemorySpace(purge_interval_ms))
 
 
 def release(name: str, space: MemorySpace) -> None:
     """One user fewer; the last one stops the purge thread and frees a named space."""
-    with _named_lock:
-        space.users -= 1
-        last = space.users == 0
-        if last and name and _named.get(name) is space:
-            del _named[name]
-    if last:
-        space.stop()
+    _spaces.release(name, space, MemorySpace.stop)

@@ -1,0 +1,179 @@
+"""What a job is: the Job snapshot, Backoff, and the checks on enqueue arguments.
+
+Rule: everything a caller passes to ``enqueue`` is checked here, before any
+backend is touched, so a bad argument raises and nothing is enqueued. Backends
+receive ``NewJob`` records that are already valid and already JSON-encoded.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from jexkv.codec import encode
+
+__all__ = ["STATES", "Backoff", "Job", "NewJob", "check_queue", "new_job", "stalled_error"]
+
+# Every state a kept job can be in, in the order counts() lists them.
+STATES = ("waiting", "delayed", "active", "completed", "dead")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long a failed job waits before its next attempt.
+
+    ``Backoff.fixed(ms)`` waits ``ms`` every time; ``Backoff.exponential(ms, max_ms,
+    jitter)`` waits ``ms * 2**(n-1)`` before retry n (n = 1, 2, …), capped by
+    ``max_ms``; with ``jitter`` j the wait is drawn uniformly from ``[w*(1-j), w]``.
+    """
+
+    kind: str
+    delay_ms: int
+    max_ms: int | None = None
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("fixed", "exponential"):
+            raise ValueError(f"backoff kind must be 'fixed' or 'exponential', got {self.kind!r}")
+        _check_int("backoff delay_ms", self.delay_ms, 0)
+        if self.max_ms is not None:
+            _check_int("backoff max_ms", self.max_ms, 0)
+        if type(self.jitter) not in (int, float) or not 0.0 <= self.jitter <= 1.0:
+            raise ValueError(f"backoff jitter must be a number from 0 to 1, got {self.jitter!r}")
+
+    @classmethod
+    def fixed(cls, ms: int) -> Backoff:
+        return cls("fixed", ms)
+
+    @classmethod
+    def exponential(cls, ms: int, max_ms: int | None = None, jitter: float = 0.0) -> Backoff:
+        return cls("exponential", ms, max_ms, float(jitter))
+
+    def delay_for(self, retry: int) -> int:
+        """Milliseconds to wait before retry number ``retry`` (1 for the first retry)."""
+        delay = self.delay_ms
+        if self.kind == "exponential":
+            delay = delay * 2 ** (retry - 1)
+        if self.max_ms is not None:
+            delay = min(delay, self.max_ms)
+        if self.jitter:
+            delay = round(delay * (1.0 - self.jitter * random.random()))
+        return delay
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.kind, "delay": self.delay_ms}
+        if self.max_ms is not None:
+            data["max"] = self.max_ms
+        if self.jitter:
+            data["jitter"] = self.jitter
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Backoff | None:
+        if not data:
+            return None
+        return cls(data["type"], data["delay"], data.get("max"), data.get("jitter", 0.0))
+
+
+@dataclass(frozen=True)
+class Job:
+    """An immutable snapshot of a job, as it was when it was read."""
+
+    id: str
+    queue: str
+    name: str
+    payload: Any
+    attempts: int
+    attempts_made: int
+    priority: int
+    created_at_ms: int
+    state: str
+    error: str | None = None
+    result: Any = None
+    due_at_ms: int = 0
+    traceback: str | None = None
+    stall_count: int = 0
+    backoff: Backoff | None = None
+    processed_at_ms: int | None = None
+    finished_at_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A checked enqueue request; ``payload`` is JSON text, ``backoff`` a dict or None."""
+
+    name: str
+    payload: str
+    delay_ms: int
+    attempts: int
+    backoff: dict[str, Any] | None
+    priority: int
+    job_id: str | None
+
+
+def _check_int(what: str, value: object, minimum: int) -> int:
+    if type(value) is not int:
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}: {value!r}")
+    if value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_name(what: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__}: {value!r}")
+    if not value:
+        raise ValueError(f"{what} must be a non-empty str")
+    return value
+
+
+def check_queue(queue: object) -> str:
+    return _check_name("queue name", queue)
+
+
+def _check_backoff(backoff: object) -> dict[str, Any] | None:
+    if backoff is None:
+        return None
+    if isinstance(backoff, Backoff):
+        return backoff.to_dict()
+    return Backoff.fixed(_check_int("backoff", backoff, 0)).to_dict()
+
+
+def new_job(
+    name: object,
+    payload: object = None,
+    *,
+    delay_ms: object = 0,
+    attempts: object = 1,
+    backoff: None | int | Backoff = None,
+    priority: object = 0,
+    job_id: object = None,
+) -> NewJob:
+    """Check one enqueue request; raise TypeError/ValueError/SerializationError."""
+    if job_id is not None:
+        _check_name("job_id", job_id)
+        assert isinstance(job_id, str)
+        if job_id.isdigit():
+            raise ValueError(
+                f"job_id {job_id!r} looks like an integer; those are the queue's own ids"
+            )
+        if ":" in job_id:
+            raise ValueError(f"job_id {job_id!r} contains ':', which job ids may not")
+    return NewJob(
+        name=_check_name("job name", name),
+        payload=encode(payload),
+        delay_ms=_check_int("delay_ms", delay_ms, 0),
+        attempts=_check_int("attempts", attempts, 1),
+        backoff=_check_backoff(backoff),
+        priority=_check_int("priority", priority, 0),
+        job_id=job_id,
+    )
+
+
+def stalled_error(stalls: int, max_stalls: int) -> str:
+    """The error kept on a job that went dead because its lease kept running out."""
+    return (
+        f"Stalled: the job's lease ran out {stalls} times (its worker died or hung); "
+        f"max_stalls is {max_stalls}"
+    )

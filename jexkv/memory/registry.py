@@ -1,0 +1,43 @@
+"""Process-wide named objects for memory://NAME URLs, counted by their users.
+
+Rule: ``memory://`` (no name) always gets a new private object; ``memory://NAME``
+gets the one object of that kind and name in this process, created on first
+use and handed to ``on_last`` (to stop its threads) when its last user leaves.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, TypeVar
+
+__all__ = ["Registry"]
+
+T = TypeVar("T")
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[str, object] = {}
+        self._users: dict[str, int] = {}
+
+    def acquire(self, name: str, make: Callable[[], T]) -> T:
+        if not name:
+            return make()
+        with self._lock:
+            if name not in self._objects:
+                self._objects[name] = make()
+                self._users[name] = 0
+            self._users[name] += 1
+            return self._objects[name]  # type: ignore[return-value]
+
+    def release(self, name: str, obj: T, on_last: Callable[[T], None]) -> None:
+        if name:
+            with self._lock:
+                if self._objects.get(name) is not obj:
+                    return
+                self._users[name] -= 1
+                if self._users[name]:
+                    return
+                del self._objects[name], self._users[name]
+        on_last(obj)

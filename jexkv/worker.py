@@ -1,0 +1,220 @@
+"""The worker engine every queue adapter shares.
+
+Rule: threads, timing, retries and shutdown live here, once; a backend only
+offers the atomic steps of ``contracts.QueueBackend``. Per registered queue,
+``concurrency`` handler threads each fetch, run and finish one job at a time.
+One maintenance thread per TaskQueue renews the leases of running jobs every
+``lease_ms / 2`` and runs the stalled-job check about every ``lease_ms`` (the
+backend makes that at most once per interval across processes). A failing
+handler fails that attempt only: the thread logs it and goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+from jexkv.clock import now_ms
+from jexkv.codec import encode
+from jexkv.contracts import Claim, QueueBackend
+from jexkv.errors import ClosedError, ConfigError, SerializationError, Unrecoverable
+from jexkv.jobs import Job
+
+__all__ = ["Workers"]
+
+log = logging.getLogger("jexkv")
+
+_IDLE_WAIT_S = 1.0  # longest sleep of an idle worker between two looks at the queue
+_ERROR_PAUSE_S = 0.5  # pause after a backend error, so a broken backend is not hammered
+
+
+class _Pool:
+    """The handler threads of one queue."""
+
+    def __init__(self, workers: Workers, queue: str, handler: Callable[[Job], Any], n: int):
+        self.workers = workers
+        self.queue = queue
+        self.handler = handler
+        self.running: dict[str, str] = {}  # job id -> lease token
+        self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._run, name=f"jexkv-worker-{queue}-{i}", daemon=True)
+            for i in range(1, n + 1)
+        ]
+
+    def _run(self) -> None:
+        w = self.workers
+        backend, stop = w.backend, w.stopping
+        claims: list[Claim] = []
+        # A claimed job is always run, even once stopping: its lease is already taken.
+        while claims or not stop.is_set():
+            if not claims:
+                try:
+                    claims = backend.fetch(self.queue, w.lease_ms, 1)
+                    if not claims:
+                        backend.wait(self.queue, _IDLE_WAIT_S, stop)
+                        continue
+                except ClosedError:
+                    return
+                except Exception:
+                    log.exception("jexkv: fetching from queue %r failed", self.queue)
+                    stop.wait(_ERROR_PAUSE_S)
+                    continue
+            claims.extend(self._process(claims.pop(0), fetch_next=not claims))
+
+    def _process(self, claim: Claim, fetch_next: bool) -> list[Claim]:
+        """Run one job and record its outcome; the next claim, if asked and made."""
+        job, token = claim
+        claimed: list[Claim] = []
+        with self.lock:
+            self.running[job.id] = token
+        try:
+            started = time.monotonic()
+            try:
+                result = encode(self.handler(job))
+            except Exception as exc:
+                self._failed(job, token, exc)
+            else:
+                w = self.workers
+                lease = w.lease_ms if fetch_next and not w.stopping.is_set() else 0
+                done, claimed = w.backend.complete(
+                    self.queue, job.id, token, result, w.keep_completed, lease
+                )
+                if not done:
+                    log.warning(
+                        "jexkv: job %s (%s) on queue %r finished after its lease was lost; "
+                        "it was handed to another worker",
+                        job.id,
+                        job.name,
+                        self.queue,
+                    )
+                else:
+                    log.debug(
+                        "jexkv: job %s (%s) on queue %r done in %.1f ms",
+                        job.id,
+                        job.name,
+                        self.queue,
+                        (time.monotonic() - started) * 1000,
+                    )
+        except Exception:
+            # The backend failed to record the outcome: the job stays active, and
+            # the stalled check hands it out again once its lease runs out.
+            log.exception("jexkv: recording the outcome of job %s failed", job.id)
+        finally:
+            with self.lock:
+                self.running.pop(job.id, None)
+        return claimed
+
+    def _failed(self, job: Job, token: str, exc: Exception) -> None:
+        made = job.attempts_made + 1
+        final = isinstance(exc, Unrecoverable) or made >= job.attempts
+        retry_at = None
+        if not final:
+            delay = job.backoff.delay_for(made) if job.backoff is not None else 0
+            retry_at = now_ms() + delay
+        if isinstance(exc, SerializationError):
+            error = f"SerializationError: the handler's result is not JSON: {exc}"
+        else:
+            error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "jexkv: job %s (%s) on queue %r failed on attempt %d of %d%s: %s",
+            job.id,
+            job.name,
+            self.queue,
+            made,
+            job.attempts,
+            "" if final else ", will retry",
+            error,
+            exc_info=exc,
+        )
+        w = self.workers
+        w.backend.fail(
+            self.queue, job.id, token, error, traceback.format_exc(), retry_at, w.keep_dead
+        )
+
+    def held(self) -> list[tuple[str, str]]:
+        with self.lock:
+            return list(self.running.items())
+
+
+class Workers:
+    """The handler pools and the maintenance thread of one TaskQueue object."""
+
+    def __init__(
+        self,
+        backend: QueueBackend,
+        *,
+        lease_ms: int,
+        keep_completed: int,
+        keep_dead: int | None,
+        max_stalls: int,
+    ) -> None:
+        self.backend = backend
+        self.lease_ms = lease_ms
+        self.keep_completed = keep_completed
+        self.keep_dead = keep_dead
+        self.max_stalls = max_stalls
+        self.stopping = threading.Event()
+        self._pools: dict[str, _Pool] = {}
+        self._lock = threading.Lock()
+        self._maintenance: threading.Thread | None = None
+        self._maintenance_stop = threading.Event()
+
+    def start(self, queue: str, handler: Callable[[Job], Any], concurrency: int) -> None:
+        with self._lock:
+            if self.stopping.is_set():
+                raise ClosedError("this task queue is closed")
+            if queue in self._pools:
+                raise ConfigError(f"queue {queue!r} has a worker already on this TaskQueue")
+            pool = self._pools[queue] = _Pool(self, queue, handler, concurrency)
+            for thread in pool.threads:
+                thread.start()
+            if self._maintenance is None:
+                self._maintenance = threading.Thread(
+                    target=self._maintain, name="jexkv-lease", daemon=True
+                )
+                self._maintenance.start()
+
+    def _maintain(self) -> None:
+        renew_every = self.lease_ms / 2000.0
+        next_check = 0.0
+        while not self._maintenance_stop.wait(renew_every):
+            for pool in list(self._pools.values()):
+                try:
+                    held = pool.held()
+                    if held:
+                        for job_id in self.backend.extend(pool.queue, held, self.lease_ms):
+                            log.warning("jexkv: job %s lost its lease on renewal", job_id)
+                    if time.monotonic() >= next_check:
+                        self.backend.recover_stalled(
+                            pool.queue, self.max_stalls, self.lease_ms, self.keep_dead
+                        )
+                except ClosedError:
+                    return
+                except Exception:
+                    log.exception("jexkv: lease upkeep of queue %r failed", pool.queue)
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + self.lease_ms / 1000.0
+
+    def stop(self, timeout_s: float | None) -> bool:
+        """Stop fetching and wait for running handlers; True if all of them finished."""
+        with self._lock:
+            self.stopping.set()
+            pools = list(self._pools.values())
+        for pool in pools:
+            self.backend.notify(pool.queue)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        for pool in pools:
+            for thread in pool.threads:
+                if thread is threading.current_thread():
+                    continue  # close() called from a handler: it cannot wait for itself
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        finished = not any(t.is_alive() for p in pools for t in p.threads)
+        # Leases are renewed until the handlers are done (or the wait gave up).
+        self._maintenance_stop.set()
+        if self._maintenance is not None and self._maintenance is not threading.current_thread():
+            self._maintenance.join()
+        return finished
