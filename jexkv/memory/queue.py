@@ -1,0 +1,354 @@
+"""MemoryQueueBackend: the queue steps over heaps and dicts in this process.
+
+Rule: one lock guards a whole space; each queue has a Condition on that lock,
+so an idle worker wakes the moment a job is added (and, for a delayed job, at
+its due time, without polling). Heaps use lazy deletion: an entry carries the
+record's version and is skipped when the record moved on since it was pushed.
+Payloads and results are kept as JSON text, so every snapshot is a fresh copy.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jexkv.clock import now_ms
+from jexkv.codec import decode
+from jexkv.contracts import Claim
+from jexkv.jobs import STATES, Backoff, Job, NewJob, stalled_error
+from jexkv.memory.registry import Registry
+from jexkv.taskqueue import JobQueue
+
+__all__ = ["MemoryQueueBackend", "MemoryQueueSpace", "open_memory_queue"]
+
+
+@dataclass
+class _Rec:
+    id: str
+    name: str
+    payload: str
+    attempts: int
+    priority: int
+    created_at: int
+    backoff: dict[str, Any] | None
+    seq: int
+    state: str = "waiting"
+    due_at: int = 0
+    attempts_made: int = 0
+    stall_count: int = 0
+    error: str | None = None
+    traceback: str | None = None
+    result: str | None = None
+    processed_at: int | None = None
+    finished_at: int | None = None
+    token: str | None = None
+    lease_until: int = 0
+    version: int = 0
+
+
+@dataclass
+class _Queue:
+    cond: threading.Condition
+    jobs: dict[str, _Rec] = field(default_factory=dict)
+    ready: list[tuple[int, int, int, int, str]] = field(default_factory=list)
+    delayed: list[tuple[int, int, int, str]] = field(default_factory=list)
+    active: dict[str, _Rec] = field(default_factory=dict)
+    completed: dict[str, _Rec] = field(default_factory=dict)  # oldest first
+    dead: dict[str, _Rec] = field(default_factory=dict)  # oldest first
+    counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    next_stall_check: int = 0
+
+
+class MemoryQueueSpace:
+    """Every queue of one memory:// URL (shared by name like the KV spaces)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queues: dict[str, _Queue] = {}
+
+    def queue(self, name: str) -> _Queue:
+        """The queue ``name``; call with ``lock`` held."""
+        q = self.queues.get(name)
+        if q is None:
+            q = self.queues[name] = _Queue(threading.Condition(self.lock))
+        return q
+
+
+def _snapshot(queue: str, rec: _Rec) -> Job:
+    return Job(
+        id=rec.id,
+        queue=queue,
+        name=rec.name,
+        payload=decode(rec.payload),
+        attempts=rec.attempts,
+        attempts_made=rec.attempts_made,
+        priority=rec.priority,
+        created_at_ms=rec.created_at,
+        state=rec.state,
+        error=rec.error,
+        result=None if rec.result is None else decode(rec.result),
+        due_at_ms=rec.due_at,
+        traceback=rec.traceback,
+        stall_count=rec.stall_count,
+        backoff=Backoff.from_dict(rec.backoff),
+        processed_at_ms=rec.processed_at,
+        finished_at_ms=rec.finished_at,
+    )
+
+
+class MemoryQueueBackend:
+    def __init__(self, space: MemoryQueueSpace, namespace: str = "") -> None:
+        self._space = space
+        self._ns = namespace
+        self._lock = space.lock
+
+    def _q(self, queue: str) -> _Queue:
+        return self._space.queue(self._ns + queue)
+
+    # -- moves between states (lock held) -------------------------------------------
+
+    def _schedule(self, q: _Queue, rec: _Rec, due_at: int, now: int) -> None:
+        rec.version += 1
+        rec.due_at = due_at
+        if due_at > now:
+            rec.state = "delayed"
+            heapq.heappush(q.delayed, (due_at, rec.seq, rec.version, rec.id))
+            q.cond.notify_all()  # waiters recompute how long to sleep
+        else:
+            rec.state = "waiting"
+            heapq.heappush(q.ready, (rec.priority, due_at, rec.seq, rec.version, rec.id))
+            q.cond.notify()
+
+    def _promote(self, q: _Queue, now: int) -> None:
+        delayed = q.delayed
+        while delayed and delayed[0][0] <= now:
+            due_at, _, version, job_id = heapq.heappop(delayed)
+            rec = q.jobs.get(job_id)
+            if rec is not None and rec.version == version and rec.state == "delayed":
+                self._schedule(q, rec, due_at, now)
+
+    def _finish(self, q: _Queue, rec: _Rec, state: str, keep: int | None, now: int) -> None:
+        rec.version += 1
+        rec.token = None
+        rec.finished_at = now
+        q.active.pop(rec.id, None)
+        kept = q.completed if state == "completed" else q.dead
+        if keep == 0:
+            del q.jobs[rec.id]
+            return
+        rec.state = state
+        kept[rec.id] = rec
+        while keep is not None and len(kept) > keep:
+            oldest = next(iter(kept))
+            del kept[oldest], q.jobs[oldest]
+
+    def _held(self, q: _Queue, job_id: str, token: str) -> _Rec | None:
+        rec = q.active.get(job_id)
+        return rec if rec is not None and rec.token == token else None
+
+    # -- steps -----------------------------------------------------------------------
+
+    def add(self, queue: str, jobs: Sequence[NewJob]) -> list[Job]:
+        with self._lock:
+            q = self._q(queue)
+            now = now_ms()
+            added = []
+            for new in jobs:
+                existing = q.jobs.get(new.job_id) if new.job_id else None
+                if existing is not None:
+                    added.append(_snapshot(queue, existing))
+                    continue
+                seq = next(q.counter)
+                rec = _Rec(
+                    id=new.job_id or str(seq),
+                    name=new.name,
+                    payload=new.payload,
+                    attempts=new.attempts,
+                    priority=new.priority,
+                    created_at=now,
+                    backoff=new.backoff,
+                    seq=seq,
+                )
+                q.jobs[rec.id] = rec
+                self._schedule(q, rec, now + new.delay_ms, now)
+                added.append(_snapshot(queue, rec))
+            return added
+
+    def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
+        with self._lock:
+            return self._claim(queue, self._q(queue), lease_ms, limit, now_ms())
+
+    def _claim(self, queue: str, q: _Queue, lease_ms: int, limit: int, now: int) -> list[Claim]:
+        """Claim up to ``limit`` ready jobs; call with the lock held."""
+        self._promote(q, now)
+        claims: list[Claim] = []
+        while q.ready and len(claims) < limit:
+            *_, version, job_id = heapq.heappop(q.ready)
+            rec = q.jobs.get(job_id)
+            if rec is None or rec.version != version or rec.state != "waiting":
+                continue
+            rec.version += 1
+            rec.state = "active"
+            rec.token = uuid.uuid4().hex
+            rec.lease_until = now + lease_ms
+            rec.processed_at = now
+            q.active[job_id] = rec
+            claims.append(Claim(_snapshot(queue, rec), rec.token))
+        return claims
+
+    def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
+        with self._lock:
+            q = self._q(queue)
+            if stop.is_set() or q.ready:
+                return
+            if q.delayed:
+                timeout_s = min(timeout_s, max(0.0, (q.delayed[0][0] - now_ms()) / 1000.0))
+            q.cond.wait(timeout_s)
+
+    def notify(self, queue: str) -> None:
+        with self._lock:
+            self._q(queue).cond.notify_all()
+
+    def complete(
+        self, queue: str, job_id: str, token: str, result: str, keep: int, next_lease_ms: int
+    ) -> tuple[bool, list[Claim]]:
+        with self._lock:
+            q = self._q(queue)
+            now = now_ms()
+            rec = self._held(q, job_id, token)
+            if rec is not None:
+                rec.attempts_made += 1
+                rec.result = result
+                self._finish(q, rec, "completed", keep, now)
+            claims = self._claim(queue, q, next_lease_ms, 1, now) if next_lease_ms else []
+            return rec is not None, claims
+
+    def fail(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        error: str,
+        traceback: str,
+        retry_at_ms: int | None,
+        keep_dead: int | None,
+    ) -> bool:
+        with self._lock:
+            q = self._q(queue)
+            rec = self._held(q, job_id, token)
+            if rec is None:
+                return False
+            rec.attempts_made += 1
+            rec.error, rec.traceback = error, traceback
+            now = now_ms()
+            if retry_at_ms is None:
+                self._finish(q, rec, "dead", keep_dead, now)
+            else:
+                rec.token = None
+                del q.active[job_id]
+                self._schedule(q, rec, retry_at_ms, now)
+            return True
+
+    def extend(self, queue: str, held: Sequence[tuple[str, str]], lease_ms: int) -> list[str]:
+        with self._lock:
+            q = self._q(queue)
+            until = now_ms() + lease_ms
+            lost = []
+            for job_id, token in held:
+                rec = self._held(q, job_id, token)
+                if rec is None:
+                    lost.append(job_id)
+                else:
+                    rec.lease_until = until
+            return lost
+
+    def recover_stalled(
+        self, queue: str, max_stalls: int, interval_ms: int, keep_dead: int | None
+    ) -> int:
+        with self._lock:
+            q = self._q(queue)
+            now = now_ms()
+            if now < q.next_stall_check:
+                return 0
+            q.next_stall_check = now + interval_ms
+            stalled = [rec for rec in q.active.values() if rec.lease_until <= now]
+            for rec in stalled:
+                rec.stall_count += 1
+                rec.attempts_made += 1  # the lost run counts as an attempt
+                if rec.stall_count > max_stalls:
+                    rec.error = stalled_error(rec.stall_count, max_stalls)
+                    self._finish(q, rec, "dead", keep_dead, now)
+                else:
+                    rec.token = None
+                    del q.active[rec.id]
+                    self._schedule(q, rec, rec.due_at, now)
+            return len(stalled)
+
+    def get(self, queue: str, job_id: str) -> Job | None:
+        with self._lock:
+            q = self._q(queue)
+            self._promote(q, now_ms())
+            rec = q.jobs.get(job_id)
+            return None if rec is None else _snapshot(queue, rec)
+
+    def counts(self, queue: str) -> dict[str, int]:
+        with self._lock:
+            q = self._q(queue)
+            self._promote(q, now_ms())
+            counts = dict.fromkeys(STATES, 0)
+            for rec in q.jobs.values():
+                counts[rec.state] += 1
+            return counts
+
+    def dead(self, queue: str, limit: int) -> list[Job]:
+        with self._lock:
+            q = self._q(queue)
+            return [_snapshot(queue, rec) for rec in list(q.dead.values())[::-1][:limit]]
+
+    def retry_dead(self, queue: str, job_id: str | None) -> int:
+        with self._lock:
+            q = self._q(queue)
+            if job_id is None:
+                recs = list(q.dead.values())
+            else:
+                rec = q.dead.get(job_id)
+                recs = [] if rec is None else [rec]
+            now = now_ms()
+            for rec in recs:
+                del q.dead[rec.id]
+                rec.attempts_made = rec.stall_count = 0
+                rec.error = rec.traceback = None
+                rec.finished_at = rec.processed_at = None
+                self._schedule(q, rec, now, now)
+            return len(recs)
+
+    def purge_dead(self, queue: str) -> int:
+        with self._lock:
+            q = self._q(queue)
+            purged = len(q.dead)
+            for job_id in q.dead:
+                del q.jobs[job_id]
+            q.dead.clear()
+            return purged
+
+    def close(self) -> None:
+        pass  # the space is released by the owner
+
+
+_spaces = Registry()
+
+
+def open_memory_queue(name: str = "", *, namespace: str = "", **options: Any) -> JobQueue:
+    """A task queue in this process; ``memory://NAME`` shares its jobs by name."""
+    space = _spaces.acquire(name, MemoryQueueSpace)
+    return JobQueue(
+        MemoryQueueBackend(space, namespace),
+        description=f"memory://{name}",
+        on_close=lambda: _spaces.release(name, space, lambda _: None),
+        **options,
+    )
