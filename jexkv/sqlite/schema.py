@@ -25,12 +25,60 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         # Only keys with a TTL are indexed: the vacuum finds expired rows without a scan.
         "CREATE INDEX kv_expires_at ON kv (expires_at) WHERE expires_at IS NOT NULL",
     ),
+    2: (
+        # seq is the rowid: the enqueue order, and the job id when the caller gave none
+        # (AUTOINCREMENT: an id is never handed out twice, even after its job is deleted).
+        "CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,"
+        " custom_id TEXT, name TEXT NOT NULL, payload TEXT NOT NULL, state TEXT NOT NULL,"
+        " priority INTEGER NOT NULL, due_at INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+        " attempts_made INTEGER NOT NULL DEFAULT 0, backoff TEXT, lease_token TEXT,"
+        " lease_until INTEGER, stall_count INTEGER NOT NULL DEFAULT 0, error TEXT,"
+        " traceback TEXT, result TEXT, created_at INTEGER NOT NULL, processed_at INTEGER,"
+        " finished_at INTEGER)",
+        "CREATE UNIQUE INDEX jobs_custom_id ON jobs (queue, custom_id) WHERE custom_id IS NOT NULL",
+        # One partial index per state: each job sits in exactly one of them, and every
+        # hot query (claim, promote, stalled check, listing, counts) is an index range.
+        "CREATE INDEX jobs_waiting ON jobs (queue, priority, due_at) WHERE state = 'waiting'",
+        "CREATE INDEX jobs_delayed ON jobs (queue, due_at) WHERE state = 'delayed'",
+        "CREATE INDEX jobs_active ON jobs (queue, lease_until) WHERE state = 'active'",
+        "CREATE INDEX jobs_finished ON jobs (queue, state, finished_at)"
+        " WHERE state IN ('completed', 'dead')",
+        # When the next stalled-job check of a queue is due, shared by all processes.
+        "CREATE TABLE queue_checks (queue TEXT PRIMARY KEY, next_stall_check INTEGER NOT NULL)"
+        " WITHOUT ROWID",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
 # The columns each of our tables has at every version since it appeared.
 _TABLES: dict[str, tuple[int, tuple[str, ...]]] = {
     "kv": (1, ("key", "value", "expires_at")),
+    "jobs": (
+        2,
+        (
+            "seq",
+            "queue",
+            "custom_id",
+            "name",
+            "payload",
+            "state",
+            "priority",
+            "due_at",
+            "attempts",
+            "attempts_made",
+            "backoff",
+            "lease_token",
+            "lease_until",
+            "stall_count",
+            "error",
+            "traceback",
+            "result",
+            "created_at",
+            "processed_at",
+            "finished_at",
+        ),
+    ),
+    "queue_checks": (2, ("queue", "next_stall_check")),
 }
 
 
@@ -44,7 +92,8 @@ def check(conn: sqlite3.Connection, path: str) -> int:
         tables = {
             row[0]
             for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%'"
+                " ESCAPE '\\'"
             )
         }
         columns = {

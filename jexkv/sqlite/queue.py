@@ -1,0 +1,397 @@
+"""SQLiteQueueBackend: the queue steps over the ``jobs`` table of one SQLite file.
+
+Rules:
+* Every step that moves a job is one autocommit statement or one
+  ``BEGIN IMMEDIATE`` transaction, so it is atomic across processes; steps that
+  finish a job check its lease token, so a worker that lost its lease (the job
+  was handed to another after a stall) cannot finish it twice.
+* An idle worker does not poll the table: it sleeps on a condition that local
+  enqueues signal, and every 20 ms compares ``PRAGMA data_version`` (which moves
+  when another connection commits) and the next delayed due time. Only then does
+  it look at the table, and only when a job is ready does it take the write lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from jexkv.clock import now_ms
+from jexkv.codec import decode, encode
+from jexkv.contracts import Claim
+from jexkv.jobs import STATES, Backoff, Job, NewJob, stalled_error
+from jexkv.sqlite.db import Database
+from jexkv.taskqueue import JobQueue
+
+__all__ = ["SQLiteQueueBackend", "open_sqlite_queue"]
+
+_POLL_S = 0.02  # how often an idle worker looks for commits of other processes
+_PROMOTE_BATCH = 1000  # delayed jobs made ready per fetch, at most
+_COLUMNS = (
+    "seq, custom_id, name, payload, state, priority, due_at, attempts, attempts_made,"
+    " backoff, stall_count, error, traceback, result, created_at, processed_at, finished_at"
+)
+_INSERT = (
+    "INSERT OR IGNORE INTO jobs (queue, custom_id, name, payload, state, priority, due_at,"
+    " attempts, backoff, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_READY = (
+    "SELECT EXISTS (SELECT 1 FROM jobs WHERE queue = ? AND state = 'waiting'),"
+    " (SELECT min(due_at) FROM jobs WHERE queue = ? AND state = 'delayed')"
+)
+_PROMOTE = (
+    "UPDATE jobs SET state = 'waiting' WHERE seq IN (SELECT seq FROM jobs"
+    " WHERE queue = ? AND state = 'delayed' AND due_at <= ? ORDER BY due_at LIMIT ?)"
+)
+_PICK = (
+    "SELECT seq FROM jobs WHERE queue = ? AND state = 'waiting'"
+    " ORDER BY priority, due_at, seq LIMIT ?"
+)
+_CLAIM_RETURNING = (
+    "UPDATE jobs SET state = 'active', lease_token = ?, lease_until = ?, processed_at = ?"
+    f" WHERE seq IN ({_PICK}) RETURNING {_COLUMNS}"
+)
+# UPDATE … RETURNING (SQLite 3.35+) claims in one statement; older SQLite takes three.
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+
+
+def _id_match(queue: str, job_id: str) -> tuple[str, tuple[Any, ...]]:
+    """SQL condition and parameters for one job of ``queue`` by its public id."""
+    if job_id.isdecimal() and job_id.isascii():  # a queue-chosen id (custom ids can't be)
+        return "seq = ? AND queue = ?", (int(job_id), queue)
+    return "queue = ? AND custom_id = ?", (queue, job_id)
+
+
+class SQLiteQueueBackend:
+    def __init__(self, db: Database, namespace: str = "") -> None:
+        self._db = db
+        self._ns = namespace
+        self._cond = threading.Condition()
+        self._adds = 0  # bumped (under _cond) whenever this process makes a job ready
+        self._local = threading.local()
+
+    def _job(self, queue: str, row: Sequence[Any]) -> Job:
+        (seq, custom_id, name, payload, state, priority, due_at, attempts, made, backoff,
+         stalls, error, tb, result, created_at, processed_at, finished_at) = row  # fmt: skip
+        if state == "delayed" and due_at <= now_ms():
+            state = "waiting"  # due: the next fetch promotes it
+        return Job(
+            id=custom_id or str(seq),
+            queue=queue,
+            name=name,
+            payload=decode(payload),
+            attempts=attempts,
+            attempts_made=made,
+            priority=priority,
+            created_at_ms=created_at,
+            state=state,
+            error=error,
+            result=None if result is None else decode(result),
+            due_at_ms=due_at,
+            traceback=tb,
+            stall_count=stalls,
+            backoff=Backoff.from_dict(None if backoff is None else decode(backoff)),
+            processed_at_ms=processed_at,
+            finished_at_ms=finished_at,
+        )
+
+    def _signal(self) -> None:
+        with self._cond:
+            self._adds += 1
+            self._cond.notify_all()
+
+    def _trim(self, conn: sqlite3.Connection, full: str, state: str, keep: int | None) -> None:
+        if keep is not None:
+            conn.execute(
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = ?"
+                " ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)",
+                (full, state, keep),
+            )
+
+    # -- adding and fetching -----------------------------------------------------------
+
+    def add(self, queue: str, jobs: Sequence[NewJob]) -> list[Job]:
+        full = self._ns + queue
+
+        def insert(conn: sqlite3.Connection) -> list[Job]:
+            now = now_ms()
+            added = []
+            for new in jobs:
+                due = now + new.delay_ms
+                backoff = None if new.backoff is None else encode(new.backoff)
+                cur = conn.execute(
+                    _INSERT,
+                    (full, new.job_id, new.name, new.payload,
+                     "delayed" if new.delay_ms else "waiting",
+                     new.priority, due, new.attempts, backoff, now),
+                )  # fmt: skip
+                if cur.rowcount:
+                    seq = cur.lastrowid
+                    cond, params = "seq = ?", (seq,)
+                else:  # the custom id is kept already: return that job
+                    cond, params = _id_match(full, new.job_id or "")
+                row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE {cond}", params).fetchone()
+                added.append(self._job(queue, row))
+            return added
+
+        added = self._db.transaction(insert)
+        self._signal()
+        return added
+
+    def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
+        full = self._ns + queue
+        with self._cond:
+            adds = self._adds
+        version = self._db.read("PRAGMA data_version")[0][0]
+        now = now_ms()
+        ((waiting, next_due),) = self._db.read(_READY, (full, full))
+        if not waiting and (next_due is None or next_due > now):
+            # Nothing to do: remember what was seen, so wait() knows when to look again.
+            self._local.seen = (adds, version, next_due)
+            return []
+
+        def claim(conn: sqlite3.Connection) -> list[tuple[str, Any]]:
+            return self._claim(conn, full, lease_ms, limit, promote=next_due is not None)
+
+        return [Claim(self._job(queue, row), token) for token, row in self._db.transaction(claim)]
+
+    def _claim(
+        self, conn: sqlite3.Connection, full: str, lease_ms: int, limit: int, promote: bool
+    ) -> list[tuple[str, Any]]:
+        """Claim up to ``limit`` ready jobs inside the caller's write transaction."""
+        now = now_ms()
+        if promote:
+            conn.execute(_PROMOTE, (full, now, _PROMOTE_BATCH))
+        token = uuid.uuid4().hex
+        if _RETURNING:
+            # A RETURNING statement ends only when read to the end.
+            rows = conn.execute(
+                _CLAIM_RETURNING, (token, now + lease_ms, now, full, limit)
+            ).fetchall()
+        else:
+            seqs = [row[0] for row in conn.execute(_PICK, (full, limit))]
+            if not seqs:
+                return []
+            marks = ",".join("?" * len(seqs))
+            conn.execute(
+                "UPDATE jobs SET state = 'active', lease_token = ?, lease_until = ?,"
+                f" processed_at = ? WHERE seq IN ({marks})",
+                (token, now + lease_ms, now, *seqs),
+            )
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE seq IN ({marks})", seqs
+            ).fetchall()
+        rows.sort(key=lambda row: (row[5], row[6], row[0]))  # priority, due, seq
+        return [(token, row) for row in rows]
+
+    def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
+        adds, version, next_due = getattr(self._local, "seen", (None, None, None))
+        deadline = time.monotonic() + timeout_s
+        while not stop.is_set():
+            with self._cond:
+                if self._adds != adds:
+                    return
+                self._cond.wait(min(_POLL_S, max(0.0, deadline - time.monotonic())))
+                if self._adds != adds:
+                    return
+            if self._db.read("PRAGMA data_version")[0][0] != version:
+                return  # another connection committed: maybe a job
+            if next_due is not None and now_ms() >= next_due:
+                return
+            if time.monotonic() >= deadline:
+                return
+
+    def notify(self, queue: str) -> None:
+        self._signal()
+
+    # -- finishing -------------------------------------------------------------------
+
+    def complete(
+        self, queue: str, job_id: str, token: str, result: str, keep: int, next_lease_ms: int
+    ) -> tuple[bool, list[Claim]]:
+        full = self._ns + queue
+        cond, params = _id_match(full, job_id)
+        held = f"{cond} AND state = 'active' AND lease_token = ?"
+
+        def finish(conn: sqlite3.Connection) -> tuple[bool, list[tuple[str, Any]]]:
+            if keep == 0:
+                done = conn.execute(f"DELETE FROM jobs WHERE {held}", (*params, token)).rowcount
+            else:
+                done = conn.execute(
+                    "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
+                    f" attempts_made = attempts_made + 1, lease_token = NULL WHERE {held}",
+                    (result, now_ms(), *params, token),
+                ).rowcount
+                if done:
+                    self._trim(conn, full, "completed", keep)
+            claimed = self._claim(conn, full, next_lease_ms, 1, True) if next_lease_ms else []
+            return done > 0, claimed
+
+        done, claimed = self._db.transaction(finish)
+        return done, [Claim(self._job(queue, row), tok) for tok, row in claimed]
+
+    def fail(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        error: str,
+        traceback: str,
+        retry_at_ms: int | None,
+        keep_dead: int | None,
+    ) -> bool:
+        full = self._ns + queue
+        cond, params = _id_match(full, job_id)
+        held = f"{cond} AND state = 'active' AND lease_token = ?"
+
+        def record(conn: sqlite3.Connection) -> bool:
+            now = now_ms()
+            if retry_at_ms is None:
+                state, due, finished = "dead", None, now
+            else:
+                state = "delayed" if retry_at_ms > now else "waiting"
+                due, finished = retry_at_ms, None
+            done = conn.execute(
+                "UPDATE jobs SET state = ?, due_at = coalesce(?, due_at), finished_at = ?,"
+                " error = ?, traceback = ?, attempts_made = attempts_made + 1,"
+                f" lease_token = NULL WHERE {held}",
+                (state, due, finished, error, traceback, *params, token),
+            ).rowcount
+            if done and state == "dead":
+                self._trim(conn, full, "dead", keep_dead)
+            return done > 0
+
+        done = self._db.transaction(record)
+        if done and retry_at_ms is not None:
+            self._signal()
+        return done
+
+    def extend(self, queue: str, held: Sequence[tuple[str, str]], lease_ms: int) -> list[str]:
+        full = self._ns + queue
+
+        def renew(conn: sqlite3.Connection) -> list[str]:
+            until = now_ms() + lease_ms
+            lost = []
+            for job_id, token in held:
+                cond, params = _id_match(full, job_id)
+                if not conn.execute(
+                    f"UPDATE jobs SET lease_until = ? WHERE {cond} AND state = 'active'"
+                    " AND lease_token = ?",
+                    (until, *params, token),
+                ).rowcount:
+                    lost.append(job_id)
+            return lost
+
+        return self._db.transaction(renew)
+
+    def recover_stalled(
+        self, queue: str, max_stalls: int, interval_ms: int, keep_dead: int | None
+    ) -> int:
+        full = self._ns + queue
+
+        def recover(conn: sqlite3.Connection) -> int:
+            now = now_ms()
+            row = conn.execute(
+                "SELECT next_stall_check FROM queue_checks WHERE queue = ?", (full,)
+            ).fetchone()
+            if row is not None and row[0] > now:
+                return 0  # another worker (maybe in another process) checked recently
+            conn.execute(
+                "INSERT OR REPLACE INTO queue_checks (queue, next_stall_check) VALUES (?, ?)",
+                (full, now + interval_ms),
+            )
+            stalled = conn.execute(
+                "SELECT seq, stall_count FROM jobs WHERE queue = ? AND state = 'active'"
+                " AND lease_until <= ?",
+                (full, now),
+            ).fetchall()
+            dead = False
+            for seq, stalls in stalled:
+                stalls += 1
+                if stalls > max_stalls:
+                    dead = True
+                    state, finished, error = "dead", now, stalled_error(stalls, max_stalls)
+                else:
+                    state, finished, error = "waiting", None, None
+                conn.execute(
+                    "UPDATE jobs SET state = ?, stall_count = ?, attempts_made = attempts_made + 1,"
+                    " finished_at = ?, error = coalesce(?, error), traceback = CASE WHEN ?"
+                    " IS NULL THEN traceback END, lease_token = NULL WHERE seq = ?",
+                    (state, stalls, finished, error, error, seq),
+                )
+            if dead:
+                self._trim(conn, full, "dead", keep_dead)
+            return len(stalled)
+
+        recovered = self._db.transaction(recover)
+        if recovered:
+            self._signal()
+        return recovered
+
+    # -- inspection and repair ---------------------------------------------------------
+
+    def get(self, queue: str, job_id: str) -> Job | None:
+        cond, params = _id_match(self._ns + queue, job_id)
+        rows = self._db.read(f"SELECT {_COLUMNS} FROM jobs WHERE {cond}", params)
+        return self._job(queue, rows[0]) if rows else None
+
+    def counts(self, queue: str) -> dict[str, int]:
+        full = self._ns + queue
+        now = now_ms()
+        count = "(SELECT count(*) FROM jobs WHERE queue = ? AND state = '{}'{})"
+        parts = [
+            count.format("waiting", ""),
+            count.format("delayed", " AND due_at <= ?"),
+            count.format("delayed", " AND due_at > ?"),
+            count.format("active", ""),
+            count.format("completed", ""),
+            count.format("dead", ""),
+        ]
+        params = (full, full, now, full, now, full, full, full)
+        ((waiting, due, delayed, active, completed, dead),) = self._db.read(
+            "SELECT " + ", ".join(parts), params
+        )
+        return dict(zip(STATES, (waiting + due, delayed, active, completed, dead)))
+
+    def dead(self, queue: str, limit: int) -> list[Job]:
+        rows = self._db.read(
+            f"SELECT {_COLUMNS} FROM jobs WHERE queue = ? AND state = 'dead'"
+            " ORDER BY finished_at DESC, seq DESC LIMIT ?",
+            (self._ns + queue, limit),
+        )
+        return [self._job(queue, row) for row in rows]
+
+    def retry_dead(self, queue: str, job_id: str | None) -> int:
+        full = self._ns + queue
+        cond, params = ("queue = ?", (full,)) if job_id is None else _id_match(full, job_id)
+        retried = self._db.write(
+            "UPDATE jobs SET state = 'waiting', due_at = ?, attempts_made = 0, stall_count = 0,"
+            " error = NULL, traceback = NULL, processed_at = NULL, finished_at = NULL"
+            f" WHERE {cond} AND state = 'dead'",
+            (now_ms(), *params),
+        )
+        if retried:
+            self._signal()
+        return retried
+
+    def purge_dead(self, queue: str) -> int:
+        return self._db.write(
+            "DELETE FROM jobs WHERE queue = ? AND state = 'dead'", (self._ns + queue,)
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def open_sqlite_queue(
+    path: str, *, namespace: str = "", busy_timeout_ms: int = 10_000, **options: Any
+) -> JobQueue:
+    """A task queue in a SQLite file that threads and processes may share."""
+    db = Database(path, busy_timeout_ms=busy_timeout_ms)
+    return JobQueue(
+        SQLiteQueueBackend(db, namespace), description=f"sqlite:///{db.path}", **options
+    )
