@@ -174,13 +174,20 @@ class QueueBackend(Protocol):
         """Wake every thread in ``wait`` on ``queue`` (used on close)."""
 
     def complete(
-        self, queue: str, job_id: str, token: str, result: str, keep: int, next_lease_ms: int
-    ) -> tuple[bool, list[Claim]]:
-        """Finish a held job with its result (JSON text), keeping the newest ``keep``.
+        self,
+        queue: str,
+        done: Sequence[tuple[str, str, str]],
+        keep: int,
+        next_lease_ms: int,
+        next_limit: int,
+    ) -> tuple[list[str], list[Claim]]:
+        """Finish held jobs, given as (job_id, token, result as JSON text), in one step,
+        keeping the newest ``keep`` completed; then claim up to ``next_limit`` ready
+        jobs (with ``next_lease_ms``) in the same step. Returns (the ids that were no
+        longer held, the claims made)."""
 
-        With ``next_lease_ms`` > 0, also claim the next ready job in the same step (one
-        round trip instead of two). Returns (finished, the claims made).
-        """
+    def release(self, queue: str, held: Sequence[tuple[str, str]]) -> None:
+        """Hand claimed jobs that were never started back to waiting, no attempt counted."""
 
     def fail(
         self,

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from jexkv.clock import now_ms
@@ -29,6 +30,13 @@ log = logging.getLogger("jexkv")
 
 _IDLE_WAIT_S = 1.0  # longest sleep of an idle worker between two looks at the queue
 _ERROR_PAUSE_S = 0.5  # pause after a backend error, so a broken backend is not hammered
+# Claim batches: a thread claims one job at a time while handlers are slow, and up to
+# _MAX_BATCH at once while they finish within _FAST_S; a slower handler hands the rest
+# of its batch back. Finished jobs are recorded together with the next claim, or
+# after _ACK_DELAY_S at the latest, so a batch costs one transaction, not two per job.
+_MAX_BATCH = 16
+_FAST_S = 0.002
+_ACK_DELAY_S = 0.005
 
 
 class _Pool:
@@ -46,67 +54,111 @@ class _Pool:
         ]
 
     def _run(self) -> None:
+        """One handler thread: claim jobs, run them, acknowledge them in batches."""
         w = self.workers
-        backend, stop = w.backend, w.stopping
-        claims: list[Claim] = []
-        # A claimed job is always run, even once stopping: its lease is already taken.
-        while claims or not stop.is_set():
-            if not claims:
-                try:
-                    claims = backend.fetch(self.queue, w.lease_ms, 1)
-                    if not claims:
-                        backend.wait(self.queue, _IDLE_WAIT_S, stop)
-                        continue
-                except ClosedError:
-                    return
-                except Exception:
-                    log.exception("jexkv: fetching from queue %r failed", self.queue)
-                    stop.wait(_ERROR_PAUSE_S)
-                    continue
-            claims.extend(self._process(claims.pop(0), fetch_next=not claims))
-
-    def _process(self, claim: Claim, fetch_next: bool) -> list[Claim]:
-        """Run one job and record its outcome; the next claim, if asked and made."""
-        job, token = claim
-        claimed: list[Claim] = []
-        with self.lock:
-            self.running[job.id] = token
-        try:
-            started = time.monotonic()
+        backend, stop, queue = w.backend, w.stopping, self.queue
+        claims: list[Claim] = []  # claimed, not started
+        acks: list[tuple[str, str, str]] = []  # done, not yet recorded: (id, token, result)
+        first_ack = 0.0
+        size = 1  # how many jobs to claim at once: grows while handlers are fast
+        while claims or acks or not stop.is_set():
             try:
-                result = encode(self.handler(job))
-            except Exception as exc:
-                self._failed(job, token, exc)
-            else:
-                w = self.workers
-                lease = w.lease_ms if fetch_next and not w.stopping.is_set() else 0
-                done, claimed = w.backend.complete(
-                    self.queue, job.id, token, result, w.keep_completed, lease
-                )
-                if not done:
-                    log.warning(
-                        "jexkv: job %s (%s) on queue %r finished after its lease was lost; "
-                        "it was handed to another worker",
-                        job.id,
-                        job.name,
-                        self.queue,
-                    )
+                if stop.is_set() and claims:
+                    self._release(claims)  # claimed but not started: hand them back
+                    claims = []
+                if not claims:
+                    if acks:
+                        claims = self._ack(acks, 0 if stop.is_set() else size)
+                        acks = []
+                        continue
+                    claims = self._hold(backend.fetch(queue, w.lease_ms, size))
+                    if not claims:
+                        size = 1
+                        backend.wait(queue, _IDLE_WAIT_S, stop)
+                    continue
+                claim = claims.pop(0)
+                started = time.monotonic()
+                result = self._run_one(claim)
+                took = time.monotonic() - started
+                if result is not None:
+                    if not acks:
+                        first_ack = started
+                    acks.append((claim.job.id, claim.token, result))
+                if took < _FAST_S:
+                    size = min(size * 2, _MAX_BATCH)
                 else:
-                    log.debug(
-                        "jexkv: job %s (%s) on queue %r done in %.1f ms",
-                        job.id,
-                        job.name,
-                        self.queue,
-                        (time.monotonic() - started) * 1000,
-                    )
-        except Exception:
-            # The backend failed to record the outcome: the job stays active, and
-            # the stalled check hands it out again once its lease runs out.
-            log.exception("jexkv: recording the outcome of job %s failed", job.id)
-        finally:
+                    size = 1
+                    if claims:  # a slow handler: let idle threads and processes take the rest
+                        self._release(claims)
+                        claims = []
+                if acks and claims and time.monotonic() - first_ack > _ACK_DELAY_S:
+                    self._ack(acks, 0)
+                    acks = []
+            except ClosedError:
+                return
+            except Exception:
+                log.exception("jexkv: worker of queue %r failed; going on", queue)
+                stop.wait(_ERROR_PAUSE_S)
+
+    def _hold(self, claims: list[Claim]) -> list[Claim]:
+        """Put claimed jobs under lease renewal."""
+        if claims:
             with self.lock:
-                self.running.pop(job.id, None)
-        return claimed
+                for job, token in claims:
+                    self.running[job.id] = token
+        return claims
+
+    def _drop(self, job_ids: Iterable[str]) -> None:
+        with self.lock:
+            for job_id in job_ids:
+                self.running.pop(job_id, None)
+
+    def _release(self, claims: list[Claim]) -> None:
+        try:
+            self.workers.backend.release(self.queue, [(c.job.id, c.token) for c in claims])
+        finally:
+            self._drop(c.job.id for c in claims)
+
+    def _ack(self, acks: list[tuple[str, str, str]], claim_next: int) -> list[Claim]:
+        """Record finished jobs in one step, claiming up to ``claim_next`` new ones."""
+        w = self.workers
+        try:
+            lost, claims = w.backend.complete(
+                self.queue, acks, w.keep_completed, w.lease_ms if claim_next else 0, claim_next
+            )
+        except ClosedError:
+            raise
+        except Exception:
+            # Not recorded: the jobs stay active, and the stalled check hands them
+            # out again once their leases run out (at least once).
+            log.exception("jexkv: recording %d finished jobs of %r failed", len(acks), self.queue)
+            return []
+        finally:
+            self._drop(job_id for job_id, _, _ in acks)
+        for job_id in lost:
+            log.warning(
+                "jexkv: job %s on queue %r finished after its lease was lost; "
+                "it was handed to another worker",
+                job_id,
+                self.queue,
+            )
+        return self._hold(claims)
+
+    def _run_one(self, claim: Claim) -> str | None:
+        """Run the handler; the result as JSON, or None when the attempt failed."""
+        job, token = claim
+        try:
+            return encode(self.handler(job))
+        except Exception as exc:
+            try:
+                self._failed(job, token, exc)
+            except ClosedError:
+                raise
+            except Exception:
+                log.exception("jexkv: recording the failure of job %s failed", job.id)
+            finally:
+                self._drop([job.id])
+            return None
 
     def _failed(self, job: Job, token: str, exc: Exception) -> None:
         made = job.attempts_made + 1

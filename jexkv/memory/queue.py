@@ -215,18 +215,39 @@ class MemoryQueueBackend:
             self._q(queue).cond.notify_all()
 
     def complete(
-        self, queue: str, job_id: str, token: str, result: str, keep: int, next_lease_ms: int
-    ) -> tuple[bool, list[Claim]]:
+        self,
+        queue: str,
+        done: Sequence[tuple[str, str, str]],
+        keep: int,
+        next_lease_ms: int,
+        next_limit: int,
+    ) -> tuple[list[str], list[Claim]]:
         with self._lock:
             q = self._q(queue)
             now = now_ms()
-            rec = self._held(q, job_id, token)
-            if rec is not None:
+            lost = []
+            for job_id, token, result in done:
+                rec = self._held(q, job_id, token)
+                if rec is None:
+                    lost.append(job_id)
+                    continue
                 rec.attempts_made += 1
                 rec.result = result
                 self._finish(q, rec, "completed", keep, now)
-            claims = self._claim(queue, q, next_lease_ms, 1, now) if next_lease_ms else []
-            return rec is not None, claims
+            claims = self._claim(queue, q, next_lease_ms, next_limit, now) if next_limit else []
+            return lost, claims
+
+    def release(self, queue: str, held: Sequence[tuple[str, str]]) -> None:
+        with self._lock:
+            q = self._q(queue)
+            now = now_ms()
+            for job_id, token in held:
+                rec = self._held(q, job_id, token)
+                if rec is not None:
+                    rec.token = None
+                    rec.processed_at = None
+                    del q.active[job_id]
+                    self._schedule(q, rec, rec.due_at, now)
 
     def fail(
         self,

@@ -211,28 +211,54 @@ class SQLiteQueueBackend:
     # -- finishing -------------------------------------------------------------------
 
     def complete(
-        self, queue: str, job_id: str, token: str, result: str, keep: int, next_lease_ms: int
-    ) -> tuple[bool, list[Claim]]:
+        self,
+        queue: str,
+        done: Sequence[tuple[str, str, str]],
+        keep: int,
+        next_lease_ms: int,
+        next_limit: int,
+    ) -> tuple[list[str], list[Claim]]:
         full = self._ns + queue
-        cond, params = _id_match(full, job_id)
-        held = f"{cond} AND state = 'active' AND lease_token = ?"
 
-        def finish(conn: sqlite3.Connection) -> tuple[bool, list[tuple[str, Any]]]:
-            if keep == 0:
-                done = conn.execute(f"DELETE FROM jobs WHERE {held}", (*params, token)).rowcount
-            else:
-                done = conn.execute(
-                    "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
-                    f" attempts_made = attempts_made + 1, lease_token = NULL WHERE {held}",
-                    (result, now_ms(), *params, token),
-                ).rowcount
-                if done:
-                    self._trim(conn, full, "completed", keep)
-            claimed = self._claim(conn, full, next_lease_ms, 1, True) if next_lease_ms else []
-            return done > 0, claimed
+        def finish(conn: sqlite3.Connection) -> tuple[list[str], list[tuple[str, Any]]]:
+            now = now_ms()
+            lost = []
+            for job_id, token, result in done:
+                cond, params = _id_match(full, job_id)
+                held = f"{cond} AND state = 'active' AND lease_token = ?"
+                if keep == 0:
+                    sql, args = f"DELETE FROM jobs WHERE {held}", (*params, token)
+                else:
+                    sql = (
+                        "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
+                        f" attempts_made = attempts_made + 1, lease_token = NULL WHERE {held}"
+                    )
+                    args = (result, now, *params, token)
+                if not conn.execute(sql, args).rowcount:
+                    lost.append(job_id)
+            if keep and len(lost) < len(done):
+                self._trim(conn, full, "completed", keep)
+            claimed = self._claim(conn, full, next_lease_ms, next_limit, True) if next_limit else []
+            return lost, claimed
 
-        done, claimed = self._db.transaction(finish)
-        return done, [Claim(self._job(queue, row), tok) for tok, row in claimed]
+        lost, claimed = self._db.transaction(finish)
+        return lost, [Claim(self._job(queue, row), token) for token, row in claimed]
+
+    def release(self, queue: str, held: Sequence[tuple[str, str]]) -> None:
+        full = self._ns + queue
+
+        def hand_back(conn: sqlite3.Connection) -> None:
+            for job_id, token in held:
+                cond, params = _id_match(full, job_id)
+                conn.execute(
+                    "UPDATE jobs SET state = 'waiting', lease_token = NULL, processed_at = NULL"
+                    f" WHERE {cond} AND state = 'active' AND lease_token = ?",
+                    (*params, token),
+                )
+
+        if held:
+            self._db.transaction(hand_back)
+            self._signal()
 
     def fail(
         self,
