@@ -7,6 +7,7 @@ so that several processes sharing a SQLite file agree on what "now" is.
 
 from __future__ import annotations
 
+import math
 import time
 
 
@@ -18,3 +19,8 @@ def now_ms() -> int:
     rounding down would then report the previous millisecond.
     """
     return int(time.time() * 1000.0 + 0.001)
+
+
+def due_ms(delay_ms: int) -> int:
+    """The epoch millisecond ``delay_ms`` from now, rounded up: a delay is never cut short."""
+    return math.ceil(time.time() * 1000.0 - 0.001) + delay_ms

@@ -9,6 +9,7 @@ object, NaN, a dict with non-str keys) is refused with SerializationError
 from __future__ import annotations
 
 import json
+import json.scanner
 import math
 import reprlib
 from typing import Any, Callable, NoReturn
@@ -26,7 +27,20 @@ __all__ = [
     "thaw",
 ]
 
-_decode = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_scan = json.scanner.make_scanner(_decoder)  # type: ignore[arg-type]  # C scanner, no wrapping
+
+
+def _decode(text: str) -> Any:
+    """Decode JSON text; the common case (compact text, as jexkv writes it) takes
+    one C call, anything else (whitespace around it, junk) the full decoder."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return _decoder.decode(text)  # raises the usual JSONDecodeError
+    if end != len(text):
+        return _decoder.decode(text)
+    return value
 
 
 def _no_default(value: object) -> NoReturn:

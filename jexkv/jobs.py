@@ -13,7 +13,16 @@ from typing import Any
 
 from jexkv.codec import encode
 
-__all__ = ["STATES", "Backoff", "Job", "NewJob", "check_queue", "new_job", "stalled_error"]
+__all__ = [
+    "STATES",
+    "Backoff",
+    "Job",
+    "NewJob",
+    "check_queue",
+    "job_from",
+    "new_job",
+    "stalled_error",
+]
 
 # Every state a kept job can be in, in the order counts() lists them.
 STATES = ("waiting", "delayed", "active", "completed", "dead")
@@ -97,6 +106,18 @@ class Job:
     backoff: Backoff | None = None
     processed_at_ms: int | None = None
     finished_at_ms: int | None = None
+
+
+_JOB_FIELDS = tuple(Job.__dataclass_fields__)
+
+
+def job_from(*values: Any) -> Job:
+    """A Job from its field values in order, built without the frozen dataclass's
+    per-field ``object.__setattr__`` calls (a third of the cost of handing out a
+    job); the object is the same as ``Job(*values)`` would give."""
+    job = object.__new__(Job)
+    job.__dict__.update(zip(_JOB_FIELDS, values))
+    return job
 
 
 @dataclass(frozen=True)

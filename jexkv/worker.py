@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterable
 from typing import Any, Callable
 
-from jexkv.clock import now_ms
+from jexkv.clock import due_ms
 from jexkv.codec import encode
 from jexkv.contracts import Claim, QueueBackend
 from jexkv.errors import ClosedError, ConfigError, SerializationError, Unrecoverable
@@ -30,13 +30,13 @@ log = logging.getLogger("jexkv")
 
 _IDLE_WAIT_S = 1.0  # longest sleep of an idle worker between two looks at the queue
 _ERROR_PAUSE_S = 0.5  # pause after a backend error, so a broken backend is not hammered
-# Claim batches: a thread claims one job at a time while handlers are slow, and up to
-# _MAX_BATCH at once while they finish within _FAST_S; a slower handler hands the rest
-# of its batch back. Finished jobs are recorded together with the next claim, or
-# after _ACK_DELAY_S at the latest, so a batch costs one transaction, not two per job.
-_MAX_BATCH = 16
-_FAST_S = 0.002
-_ACK_DELAY_S = 0.005
+# Claim batches: a thread claims as many jobs at once as its handler (by a moving
+# average of its run times) gets through in about _BATCH_S, between 1 and _MAX_BATCH;
+# a handler that runs longer than that hands the rest of its batch back, so idle
+# threads and processes can take them. Finished jobs are recorded together with the
+# next claim, or after _BATCH_S at the latest: a batch costs one transaction.
+_MAX_BATCH = 64
+_BATCH_S = 0.005
 
 
 class _Pool:
@@ -60,7 +60,8 @@ class _Pool:
         claims: list[Claim] = []  # claimed, not started
         acks: list[tuple[str, str, str]] = []  # done, not yet recorded: (id, token, result)
         first_ack = 0.0
-        size = 1  # how many jobs to claim at once: grows while handlers are fast
+        size = 1  # how many jobs to claim at once
+        average = _BATCH_S  # moving average of the handler's run time (seconds)
         while claims or acks or not stop.is_set():
             try:
                 if stop.is_set() and claims:
@@ -84,14 +85,12 @@ class _Pool:
                     if not acks:
                         first_ack = started
                     acks.append((claim.job.id, claim.token, result))
-                if took < _FAST_S:
-                    size = min(size * 2, _MAX_BATCH)
-                else:
-                    size = 1
-                    if claims:  # a slow handler: let idle threads and processes take the rest
-                        self._release(claims)
-                        claims = []
-                if acks and claims and time.monotonic() - first_ack > _ACK_DELAY_S:
+                average = 0.8 * average + 0.2 * took
+                size = max(1, min(_MAX_BATCH, int(_BATCH_S / max(average, 1e-6))))
+                if took > _BATCH_S and claims:  # slow: let idle threads take the rest
+                    self._release(claims)
+                    claims = []
+                if acks and claims and time.monotonic() - first_ack > _BATCH_S:
                     self._ack(acks, 0)
                     acks = []
             except ClosedError:
@@ -166,7 +165,7 @@ class _Pool:
         retry_at = None
         if not final:
             delay = job.backoff.delay_for(made) if job.backoff is not None else 0
-            retry_at = now_ms() + delay
+            retry_at = due_ms(delay)
         if isinstance(exc, SerializationError):
             error = f"SerializationError: the handler's result is not JSON: {exc}"
         else:

@@ -12,15 +12,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jexkv.clock import now_ms
+from jexkv.clock import due_ms, now_ms
 from jexkv.codec import decode
 from jexkv.contracts import Claim
-from jexkv.jobs import STATES, Backoff, Job, NewJob, stalled_error
+from jexkv.jobs import STATES, Backoff, Job, NewJob, job_from, stalled_error
 from jexkv.memory.registry import Registry
 from jexkv.taskqueue import JobQueue
 
@@ -80,25 +79,29 @@ class MemoryQueueSpace:
 
 
 def _snapshot(queue: str, rec: _Rec) -> Job:
-    return Job(
-        id=rec.id,
-        queue=queue,
-        name=rec.name,
-        payload=decode(rec.payload),
-        attempts=rec.attempts,
-        attempts_made=rec.attempts_made,
-        priority=rec.priority,
-        created_at_ms=rec.created_at,
-        state=rec.state,
-        error=rec.error,
-        result=None if rec.result is None else decode(rec.result),
-        due_at_ms=rec.due_at,
-        traceback=rec.traceback,
-        stall_count=rec.stall_count,
-        backoff=Backoff.from_dict(rec.backoff),
-        processed_at_ms=rec.processed_at,
-        finished_at_ms=rec.finished_at,
+    return job_from(
+        rec.id,
+        queue,
+        rec.name,
+        decode(rec.payload),
+        rec.attempts,
+        rec.attempts_made,
+        rec.priority,
+        rec.created_at,
+        rec.state,
+        rec.error,
+        None if rec.result is None else decode(rec.result),
+        rec.due_at,
+        rec.traceback,
+        rec.stall_count,
+        Backoff.from_dict(rec.backoff),
+        rec.processed_at,
+        rec.finished_at,
     )
+
+
+# Lease tokens only need to be unique within this process.
+_tokens = itertools.count(1)
 
 
 class MemoryQueueBackend:
@@ -175,7 +178,7 @@ class MemoryQueueBackend:
                     seq=seq,
                 )
                 q.jobs[rec.id] = rec
-                self._schedule(q, rec, now + new.delay_ms, now)
+                self._schedule(q, rec, due_ms(new.delay_ms) if new.delay_ms else now, now)
                 added.append(_snapshot(queue, rec))
             return added
 
@@ -194,7 +197,7 @@ class MemoryQueueBackend:
                 continue
             rec.version += 1
             rec.state = "active"
-            rec.token = uuid.uuid4().hex
+            rec.token = str(next(_tokens))
             rec.lease_until = now + lease_ms
             rec.processed_at = now
             q.active[job_id] = rec

@@ -20,10 +20,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from jexkv.clock import now_ms
+from jexkv.clock import due_ms, now_ms
 from jexkv.codec import decode, encode
 from jexkv.contracts import Claim
-from jexkv.jobs import STATES, Backoff, Job, NewJob, stalled_error
+from jexkv.jobs import STATES, Backoff, Job, NewJob, job_from, stalled_error
 from jexkv.sqlite.db import Database
 from jexkv.taskqueue import JobQueue
 
@@ -79,24 +79,24 @@ class SQLiteQueueBackend:
          stalls, error, tb, result, created_at, processed_at, finished_at) = row  # fmt: skip
         if state == "delayed" and due_at <= now_ms():
             state = "waiting"  # due: the next fetch promotes it
-        return Job(
-            id=custom_id or str(seq),
-            queue=queue,
-            name=name,
-            payload=decode(payload),
-            attempts=attempts,
-            attempts_made=made,
-            priority=priority,
-            created_at_ms=created_at,
-            state=state,
-            error=error,
-            result=None if result is None else decode(result),
-            due_at_ms=due_at,
-            traceback=tb,
-            stall_count=stalls,
-            backoff=Backoff.from_dict(None if backoff is None else decode(backoff)),
-            processed_at_ms=processed_at,
-            finished_at_ms=finished_at,
+        return job_from(
+            custom_id or str(seq),
+            queue,
+            name,
+            decode(payload),
+            attempts,
+            made,
+            priority,
+            created_at,
+            state,
+            error,
+            None if result is None else decode(result),
+            due_at,
+            tb,
+            stalls,
+            Backoff.from_dict(None if backoff is None else decode(backoff)),
+            processed_at,
+            finished_at,
         )
 
     def _signal(self) -> None:
@@ -121,7 +121,7 @@ class SQLiteQueueBackend:
             now = now_ms()
             added = []
             for new in jobs:
-                due = now + new.delay_ms
+                due = due_ms(new.delay_ms) if new.delay_ms else now
                 backoff = None if new.backoff is None else encode(new.backoff)
                 cur = conn.execute(
                     _INSERT,
@@ -192,10 +192,13 @@ class SQLiteQueueBackend:
         adds, version, next_due = getattr(self._local, "seen", (None, None, None))
         deadline = time.monotonic() + timeout_s
         while not stop.is_set():
+            pause = min(_POLL_S, deadline - time.monotonic())
+            if next_due is not None:  # wake on time for the next delayed job
+                pause = min(pause, (next_due - now_ms()) / 1000.0)
             with self._cond:
                 if self._adds != adds:
                     return
-                self._cond.wait(min(_POLL_S, max(0.0, deadline - time.monotonic())))
+                self._cond.wait(max(0.0, pause))
                 if self._adds != adds:
                     return
             if self._db.read("PRAGMA data_version")[0][0] != version:
