@@ -64,7 +64,7 @@ class Database:
         self.path = os.path.abspath(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
         # Writers of this process queue here rather than in SQLite's busy handler,
         # which sleeps and polls; only other processes still meet "locked".
@@ -113,17 +113,21 @@ class Database:
         pair = getattr(self._local, "pair", None)
         generation = _fork_generation[0]
         if pair is not None and pair[0] == generation:
-            return pair[1]  # type: ignore[no-any-return]
+            if not self._closed:
+                return pair[1]  # type: ignore[no-any-return]
+            # Closed while this thread kept its connection: only this thread may close it.
+            self._local.pair = None
+            pair[1].close()
         with self._lock:
             if self._closed:
                 raise ClosedError(f"the SQLite store on {self.path} is closed")
             if self._generation != generation:
                 # A forked child: the connections listed belong to the parent.
-                _orphans.extend(self._conns)
+                _orphans.extend(conn for _, conn in self._conns)
                 self._conns = []
                 self._generation = generation
             conn = self._connect()
-            self._conns.append(conn)
+            self._conns.append((threading.current_thread(), conn))
         self._local.pair = (generation, conn)
         return conn
 
@@ -208,10 +212,14 @@ class Database:
             self._closed = True
             conns, self._conns = self._conns, []
         if self._generation != _fork_generation[0]:
-            _orphans.extend(conns)  # the parent's, inherited: not ours to close
+            _orphans.extend(conn for _, conn in conns)  # the parent's: not ours to close
             return
-        for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
+        me = threading.current_thread()
+        for thread, conn in conns:
+            # Closing a connection that another thread is using can crash the process:
+            # a live thread closes its own on its next call (or frees it when it ends).
+            if thread is me or not thread.is_alive():
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass

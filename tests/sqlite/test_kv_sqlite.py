@@ -370,3 +370,37 @@ def test_a_lock_held_too_long_raises_backend_timeout(tmp_path: pathlib.Path) -> 
         assert kv.get("k") is None
         assert kv.set("after", 1) is True
     assert _raw_keys(path) == {"warm", "after"}
+
+
+def _hammer_until_closed(kv: jexkv.KVStore, ready: threading.Barrier, errors: list) -> None:
+    ready.wait(timeout=10)
+    try:
+        while True:
+            kv.set("k", kv.get("k") + 1)
+    except jexkv.ClosedError:
+        pass
+    except BaseException as exc:  # noqa: BLE001 - reported by the test
+        errors.append(exc)
+
+
+def test_close_while_other_threads_are_using_the_store(tmp_path: pathlib.Path) -> None:
+    # Closing a sqlite3 connection that another thread is using can crash the process;
+    # close() must leave those to their own threads, which then get ClosedError.
+    for round_ in range(10):
+        kv = jexkv.open_kv(f"sqlite:///{tmp_path}/busy{round_}.db")
+        kv.set("k", 0)
+        ready = threading.Barrier(5)
+        errors: list[BaseException] = []
+        threads = [
+            threading.Thread(target=_hammer_until_closed, args=(kv, ready, errors))
+            for _ in range(4)
+        ]
+        for t in threads:
+            t.start()
+        ready.wait(timeout=10)
+        time.sleep(0.01)
+        kv.close()
+        for t in threads:
+            t.join(timeout=10)
+        assert not any(t.is_alive() for t in threads)
+        assert errors == []
