@@ -60,21 +60,24 @@ class _Pool:
         claims: list[Claim] = []  # claimed, not started
         acks: list[tuple[str, str, str]] = []  # done, not yet recorded: (id, token, result)
         first_ack = 0.0
-        size = 1  # how many jobs to claim at once
         average = _BATCH_S  # moving average of the handler's run time (seconds)
         while claims or acks or not stop.is_set():
             try:
                 if stop.is_set() and claims:
                     self._release(claims)  # claimed but not started: hand them back
                     claims = []
+                    continue
                 if not claims:
+                    size = max(1, min(_MAX_BATCH, int(_BATCH_S / max(average, 1e-6))))
                     if acks:
                         claims = self._ack(acks, 0 if stop.is_set() else size)
                         acks = []
                         continue
+                    if stop.is_set():
+                        break  # stopping: never claim again
                     claims = self._hold(backend.fetch(queue, w.lease_ms, size))
                     if not claims:
-                        size = 1
+                        average = _BATCH_S  # idle: start again with one job at a time
                         backend.wait(queue, _IDLE_WAIT_S, stop)
                     continue
                 claim = claims.pop(0)
@@ -86,7 +89,6 @@ class _Pool:
                         first_ack = started
                     acks.append((claim.job.id, claim.token, result))
                 average = 0.8 * average + 0.2 * took
-                size = max(1, min(_MAX_BATCH, int(_BATCH_S / max(average, 1e-6))))
                 if took > _BATCH_S and claims:  # slow: let idle threads take the rest
                     self._release(claims)
                     claims = []
