@@ -45,3 +45,29 @@ def open_kv_on_same_backend(kv_url):
 def kv(open_kv_on_same_backend):
     """A store with default options on this test's backend."""
     return open_kv_on_same_backend()
+
+
+# Teardown closes every queue with this timeout (ms), so a test whose handler is still
+# blocked cannot hang the run.
+QUEUE_CLOSE_TIMEOUT_MS = 2000
+
+
+@pytest.fixture
+def open_queue_on_same_backend(kv_url):
+    """``factory(**options)``: a TaskQueue on this test's backend (the URL of ``kv_url``)."""
+    queues = []
+
+    def factory(**options):
+        queue = jexkv.open_queue(kv_url, **options)
+        queues.append(queue)
+        return queue
+
+    yield factory
+    for queue in reversed(queues):
+        queue.close(timeout_ms=QUEUE_CLOSE_TIMEOUT_MS)
+
+
+@pytest.fixture
+def q(open_queue_on_same_backend):
+    """A TaskQueue with default options on this test's backend."""
+    return open_queue_on_same_backend()
