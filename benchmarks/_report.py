@@ -13,6 +13,7 @@ Importing this module fixes sys.path for the script (see repo_root_first), so a 
     import jexkv
 """
 
+import argparse
 import os
 import platform
 import sqlite3
@@ -111,3 +112,22 @@ def write_section(name, body, path=BENCHMARKS_MD):
         f.write(text)
     os.replace(tmp, path)
     return path
+
+
+def arguments(description, n_help):
+    """The flags every benchmark takes: --quick, --no-write and --n."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small smoke run; never writes")
+    parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    parser.add_argument("--n", type=int, default=None, help=n_help)
+    return parser
+
+
+def publish(name, body, args):
+    """Print the section, and write it to BENCHMARKS.md unless --quick or --no-write."""
+    print()
+    print(body)
+    if args.quick or args.no_write:
+        print("BENCHMARKS.md not written (--quick or --no-write)")
+    else:
+        print(f"wrote the {name} section of {write_section(name, body)}")

@@ -15,7 +15,6 @@ of the same keys and values, both measured with tracemalloc as everything still 
 the build (keys, values, containers, bookkeeping).
 """
 
-import argparse
 import gc
 import json
 import os
@@ -399,10 +398,7 @@ def report(n, rounds, results, skipped, memory, mem_n, command):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run; never writes")
-    parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
-    parser.add_argument("--n", type=int, default=None, help="set/get operations per round")
+    parser = _report.arguments(__doc__.splitlines()[0], "set/get operations per round")
     args = parser.parse_args(argv)
     n = args.n or (2_000 if args.quick else 20_000)
     mem_n = 100_000 if args.quick else 1_000_000
@@ -413,12 +409,7 @@ def main(argv=None):
     print(f"memory: {mem_n:,} live keys", flush=True)
     memory = run_memory(mem_n)
     body = report(n, rounds, results, skipped, memory, mem_n, _report.command_line("kv.py"))
-    print()
-    print(body)
-    if args.quick or args.no_write:
-        print("BENCHMARKS.md not written (--quick or --no-write)")
-    else:
-        print(f"wrote the kv section of {_report.write_section('kv', body)}")
+    _report.publish("kv", body, args)
 
 
 if __name__ == "__main__":

@@ -605,10 +605,7 @@ def report(n, rounds, results, skipped, many, latency, samples, delayed, command
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run; never writes")
-    parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
-    parser.add_argument("--n", type=int, default=None, help="jobs per round")
+    parser = _report.arguments(__doc__.splitlines()[0], "jobs per round")
     parser.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)  # child process
     args = parser.parse_args(argv)
     if args.worker:
@@ -629,12 +626,7 @@ def main(argv=None):
     latency = run_latency(samples, delayed, rng)
     command = _report.command_line("queue.py")
     body = report(n, rounds, results, skipped, many, latency, samples, delayed, command)
-    print()
-    print(body)
-    if args.quick or args.no_write:
-        print("BENCHMARKS.md not written (--quick or --no-write)")
-    else:
-        print(f"wrote the queue section of {_report.write_section('queue', body)}")
+    _report.publish("queue", body, args)
 
 
 if __name__ == "__main__":

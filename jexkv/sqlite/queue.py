@@ -21,49 +21,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from jexkv.clock import due_ms, now_ms
-from jexkv.codec import decode, encode
+from jexkv.codec import encode
 from jexkv.contracts import Claim
-from jexkv.jobs import STATES, Backoff, Job, NewJob, job_from, stalled_error
+from jexkv.jobs import STATES, Job, NewJob, stalled_error
 from jexkv.sqlite.db import Database
+from jexkv.sqlite.job_rows import (
+    CLAIM_RETURNING,
+    COLUMNS,
+    HAS_RETURNING,
+    INSERT,
+    PICK,
+    PROMOTE,
+    READY,
+    id_match,
+    row_to_job,
+)
 from jexkv.taskqueue import JobQueue
 
 __all__ = ["SQLiteQueueBackend", "open_sqlite_queue"]
 
 _POLL_S = 0.02  # how often an idle worker looks for commits of other processes
 _PROMOTE_BATCH = 1000  # delayed jobs made ready per fetch, at most
-_COLUMNS = (
-    "seq, custom_id, name, payload, state, priority, due_at, attempts, attempts_made,"
-    " backoff, stall_count, error, traceback, result, created_at, processed_at, finished_at"
-)
-_INSERT = (
-    "INSERT OR IGNORE INTO jobs (queue, custom_id, name, payload, state, priority, due_at,"
-    " attempts, backoff, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_READY = (
-    "SELECT EXISTS (SELECT 1 FROM jobs WHERE queue = ? AND state = 'waiting'),"
-    " (SELECT min(due_at) FROM jobs WHERE queue = ? AND state = 'delayed')"
-)
-_PROMOTE = (
-    "UPDATE jobs SET state = 'waiting' WHERE seq IN (SELECT seq FROM jobs"
-    " WHERE queue = ? AND state = 'delayed' AND due_at <= ? ORDER BY due_at LIMIT ?)"
-)
-_PICK = (
-    "SELECT seq FROM jobs WHERE queue = ? AND state = 'waiting'"
-    " ORDER BY priority, due_at, seq LIMIT ?"
-)
-_CLAIM_RETURNING = (
-    "UPDATE jobs SET state = 'active', lease_token = ?, lease_until = ?, processed_at = ?"
-    f" WHERE seq IN ({_PICK}) RETURNING {_COLUMNS}"
-)
-# UPDATE … RETURNING (SQLite 3.35+) claims in one statement; older SQLite takes three.
-_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
-
-
-def _id_match(queue: str, job_id: str) -> tuple[str, tuple[Any, ...]]:
-    """SQL condition and parameters for one job of ``queue`` by its public id."""
-    if job_id.isdecimal() and job_id.isascii():  # a queue-chosen id (custom ids can't be)
-        return "seq = ? AND queue = ?", (int(job_id), queue)
-    return "queue = ? AND custom_id = ?", (queue, job_id)
 
 
 class SQLiteQueueBackend:
@@ -73,31 +51,6 @@ class SQLiteQueueBackend:
         self._cond = threading.Condition()
         self._adds = 0  # bumped (under _cond) whenever this process makes a job ready
         self._local = threading.local()
-
-    def _job(self, queue: str, row: Sequence[Any]) -> Job:
-        (seq, custom_id, name, payload, state, priority, due_at, attempts, made, backoff,
-         stalls, error, tb, result, created_at, processed_at, finished_at) = row  # fmt: skip
-        if state == "delayed" and due_at <= now_ms():
-            state = "waiting"  # due: the next fetch promotes it
-        return job_from(
-            custom_id or str(seq),
-            queue,
-            name,
-            decode(payload),
-            attempts,
-            made,
-            priority,
-            created_at,
-            state,
-            error,
-            None if result is None else decode(result),
-            due_at,
-            tb,
-            stalls,
-            Backoff.from_dict(None if backoff is None else decode(backoff)),
-            processed_at,
-            finished_at,
-        )
 
     def _signal(self) -> None:
         with self._cond:
@@ -124,7 +77,7 @@ class SQLiteQueueBackend:
                 due = due_ms(new.delay_ms) if new.delay_ms else now
                 backoff = None if new.backoff is None else encode(new.backoff)
                 cur = conn.execute(
-                    _INSERT,
+                    INSERT,
                     (full, new.job_id, new.name, new.payload,
                      "delayed" if new.delay_ms else "waiting",
                      new.priority, due, new.attempts, backoff, now),
@@ -133,9 +86,9 @@ class SQLiteQueueBackend:
                     seq = cur.lastrowid
                     cond, params = "seq = ?", (seq,)
                 else:  # the custom id is kept already: return that job
-                    cond, params = _id_match(full, new.job_id or "")
-                row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE {cond}", params).fetchone()
-                added.append(self._job(queue, row))
+                    cond, params = id_match(full, new.job_id or "")
+                row = conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE {cond}", params).fetchone()
+                added.append(row_to_job(queue, row))
             return added
 
         added = self._db.transaction(insert)
@@ -148,7 +101,7 @@ class SQLiteQueueBackend:
             adds = self._adds
         version = self._db.read("PRAGMA data_version")[0][0]
         now = now_ms()
-        ((waiting, next_due),) = self._db.read(_READY, (full, full))
+        ((waiting, next_due),) = self._db.read(READY, (full, full))
         if not waiting and (next_due is None or next_due > now):
             # Nothing to do: remember what was seen, so wait() knows when to look again.
             self._local.seen = (adds, version, next_due)
@@ -157,7 +110,7 @@ class SQLiteQueueBackend:
         def claim(conn: sqlite3.Connection) -> list[tuple[str, Any]]:
             return self._claim(conn, full, lease_ms, limit, promote=next_due is not None)
 
-        return [Claim(self._job(queue, row), token) for token, row in self._db.transaction(claim)]
+        return [Claim(row_to_job(queue, row), token) for token, row in self._db.transaction(claim)]
 
     def _claim(
         self, conn: sqlite3.Connection, full: str, lease_ms: int, limit: int, promote: bool
@@ -165,15 +118,15 @@ class SQLiteQueueBackend:
         """Claim up to ``limit`` ready jobs inside the caller's write transaction."""
         now = now_ms()
         if promote:
-            conn.execute(_PROMOTE, (full, now, _PROMOTE_BATCH))
+            conn.execute(PROMOTE, (full, now, _PROMOTE_BATCH))
         token = uuid.uuid4().hex
-        if _RETURNING:
+        if HAS_RETURNING:
             # A RETURNING statement ends only when read to the end.
             rows = conn.execute(
-                _CLAIM_RETURNING, (token, now + lease_ms, now, full, limit)
+                CLAIM_RETURNING, (token, now + lease_ms, now, full, limit)
             ).fetchall()
         else:
-            seqs = [row[0] for row in conn.execute(_PICK, (full, limit))]
+            seqs = [row[0] for row in conn.execute(PICK, (full, limit))]
             if not seqs:
                 return []
             marks = ",".join("?" * len(seqs))
@@ -183,7 +136,7 @@ class SQLiteQueueBackend:
                 (token, now + lease_ms, now, *seqs),
             )
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE seq IN ({marks})", seqs
+                f"SELECT {COLUMNS} FROM jobs WHERE seq IN ({marks})", seqs
             ).fetchall()
         rows.sort(key=lambda row: (row[5], row[6], row[0]))  # priority, due, seq
         return [(token, row) for row in rows]
@@ -227,7 +180,7 @@ class SQLiteQueueBackend:
             now = now_ms()
             lost = []
             for job_id, token, result in done:
-                cond, params = _id_match(full, job_id)
+                cond, params = id_match(full, job_id)
                 held = f"{cond} AND state = 'active' AND lease_token = ?"
                 if keep == 0:
                     sql, args = f"DELETE FROM jobs WHERE {held}", (*params, token)
@@ -245,14 +198,14 @@ class SQLiteQueueBackend:
             return lost, claimed
 
         lost, claimed = self._db.transaction(finish)
-        return lost, [Claim(self._job(queue, row), token) for token, row in claimed]
+        return lost, [Claim(row_to_job(queue, row), token) for token, row in claimed]
 
     def release(self, queue: str, held: Sequence[tuple[str, str]]) -> None:
         full = self._ns + queue
 
         def hand_back(conn: sqlite3.Connection) -> None:
             for job_id, token in held:
-                cond, params = _id_match(full, job_id)
+                cond, params = id_match(full, job_id)
                 conn.execute(
                     "UPDATE jobs SET state = 'waiting', lease_token = NULL, processed_at = NULL"
                     f" WHERE {cond} AND state = 'active' AND lease_token = ?",
@@ -274,7 +227,7 @@ class SQLiteQueueBackend:
         keep_dead: int | None,
     ) -> bool:
         full = self._ns + queue
-        cond, params = _id_match(full, job_id)
+        cond, params = id_match(full, job_id)
         held = f"{cond} AND state = 'active' AND lease_token = ?"
 
         def record(conn: sqlite3.Connection) -> bool:
@@ -306,7 +259,7 @@ class SQLiteQueueBackend:
             until = now_ms() + lease_ms
             lost = []
             for job_id, token in held:
-                cond, params = _id_match(full, job_id)
+                cond, params = id_match(full, job_id)
                 if not conn.execute(
                     f"UPDATE jobs SET lease_until = ? WHERE {cond} AND state = 'active'"
                     " AND lease_token = ?",
@@ -364,9 +317,9 @@ class SQLiteQueueBackend:
     # -- inspection and repair ---------------------------------------------------------
 
     def get(self, queue: str, job_id: str) -> Job | None:
-        cond, params = _id_match(self._ns + queue, job_id)
-        rows = self._db.read(f"SELECT {_COLUMNS} FROM jobs WHERE {cond}", params)
-        return self._job(queue, rows[0]) if rows else None
+        cond, params = id_match(self._ns + queue, job_id)
+        rows = self._db.read(f"SELECT {COLUMNS} FROM jobs WHERE {cond}", params)
+        return row_to_job(queue, rows[0]) if rows else None
 
     def counts(self, queue: str) -> dict[str, int]:
         full = self._ns + queue
@@ -388,15 +341,15 @@ class SQLiteQueueBackend:
 
     def dead(self, queue: str, limit: int) -> list[Job]:
         rows = self._db.read(
-            f"SELECT {_COLUMNS} FROM jobs WHERE queue = ? AND state = 'dead'"
+            f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'dead'"
             " ORDER BY finished_at DESC, seq DESC LIMIT ?",
             (self._ns + queue, limit),
         )
-        return [self._job(queue, row) for row in rows]
+        return [row_to_job(queue, row) for row in rows]
 
     def retry_dead(self, queue: str, job_id: str | None) -> int:
         full = self._ns + queue
-        cond, params = ("queue = ?", (full,)) if job_id is None else _id_match(full, job_id)
+        cond, params = ("queue = ?", (full,)) if job_id is None else id_match(full, job_id)
         retried = self._db.write(
             "UPDATE jobs SET state = 'waiting', due_at = ?, attempts_made = 0, stall_count = 0,"
             " error = NULL, traceback = NULL, processed_at = NULL, finished_at = NULL"

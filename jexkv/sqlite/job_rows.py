@@ -1,0 +1,89 @@
+"""The ``jobs`` table's statements, and its rows as Job snapshots.
+
+Rule: every statement names the state it works on as a literal (``state =
+'waiting'``), so SQLite uses that state's partial index (schema.py); a job's
+public id is its custom id or, when it has none, its ``seq`` as a decimal string.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from jexkv.clock import now_ms
+from jexkv.codec import decode
+from jexkv.jobs import Backoff, Job, job_from
+
+__all__ = [
+    "CLAIM_RETURNING",
+    "COLUMNS",
+    "HAS_RETURNING",
+    "INSERT",
+    "PICK",
+    "PROMOTE",
+    "READY",
+    "id_match",
+    "row_to_job",
+]
+
+COLUMNS = (
+    "seq, custom_id, name, payload, state, priority, due_at, attempts, attempts_made,"
+    " backoff, stall_count, error, traceback, result, created_at, processed_at, finished_at"
+)
+INSERT = (
+    "INSERT OR IGNORE INTO jobs (queue, custom_id, name, payload, state, priority, due_at,"
+    " attempts, backoff, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+READY = (
+    "SELECT EXISTS (SELECT 1 FROM jobs WHERE queue = ? AND state = 'waiting'),"
+    " (SELECT min(due_at) FROM jobs WHERE queue = ? AND state = 'delayed')"
+)
+PROMOTE = (
+    "UPDATE jobs SET state = 'waiting' WHERE seq IN (SELECT seq FROM jobs"
+    " WHERE queue = ? AND state = 'delayed' AND due_at <= ? ORDER BY due_at LIMIT ?)"
+)
+PICK = (
+    "SELECT seq FROM jobs WHERE queue = ? AND state = 'waiting'"
+    " ORDER BY priority, due_at, seq LIMIT ?"
+)
+CLAIM_RETURNING = (
+    "UPDATE jobs SET state = 'active', lease_token = ?, lease_until = ?, processed_at = ?"
+    f" WHERE seq IN ({PICK}) RETURNING {COLUMNS}"
+)
+# UPDATE … RETURNING (SQLite 3.35+) claims in one statement; older SQLite takes three.
+HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+
+
+def id_match(queue: str, job_id: str) -> tuple[str, tuple[Any, ...]]:
+    """SQL condition and parameters for one job of ``queue`` by its public id."""
+    if job_id.isdecimal() and job_id.isascii():  # a queue-chosen id (custom ids can't be)
+        return "seq = ? AND queue = ?", (int(job_id), queue)
+    return "queue = ? AND custom_id = ?", (queue, job_id)
+
+
+def row_to_job(queue: str, row: Sequence[Any]) -> Job:
+    """The Job snapshot of a row selected with COLUMNS."""
+    (seq, custom_id, name, payload, state, priority, due_at, attempts, made, backoff,
+     stalls, error, tb, result, created_at, processed_at, finished_at) = row  # fmt: skip
+    if state == "delayed" and due_at <= now_ms():
+        state = "waiting"  # due: the next fetch promotes it
+    return job_from(
+        custom_id or str(seq),
+        queue,
+        name,
+        decode(payload),
+        attempts,
+        made,
+        priority,
+        created_at,
+        state,
+        error,
+        None if result is None else decode(result),
+        due_at,
+        tb,
+        stalls,
+        Backoff.from_dict(None if backoff is None else decode(backoff)),
+        processed_at,
+        finished_at,
+    )
