@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from jexkv.jobs import Backoff, Job, NewJob
 
@@ -145,11 +145,9 @@ class TaskQueue(Protocol):
     def __exit__(self, *exc_info: object) -> None: ...
 
 
-class Claim(NamedTuple):
-    """A fetched job and the lease token that proves this worker holds it."""
-
-    job: Job
-    token: str
+# A fetched job and the lease token that proves this worker holds it: (job, token).
+# A plain tuple, not a NamedTuple: one is made for every job handed out.
+Claim = tuple[Job, str]
 
 
 class QueueBackend(Protocol):

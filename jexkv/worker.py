@@ -87,7 +87,7 @@ class _Pool:
                 if result is not None:
                     if not acks:
                         first_ack = started
-                    acks.append((claim.job.id, claim.token, result))
+                    acks.append((claim[0].id, claim[1], result))
                 average = 0.8 * average + 0.2 * took
                 if took > _BATCH_S and claims:  # slow: let idle threads take the rest
                     self._release(claims)
@@ -116,9 +116,9 @@ class _Pool:
 
     def _release(self, claims: list[Claim]) -> None:
         try:
-            self.workers.backend.release(self.queue, [(c.job.id, c.token) for c in claims])
+            self.workers.backend.release(self.queue, [(job.id, token) for job, token in claims])
         finally:
-            self._drop(c.job.id for c in claims)
+            self._drop(job.id for job, _ in claims)
 
     def _ack(self, acks: list[tuple[str, str, str]], claim_next: int) -> list[Claim]:
         """Record finished jobs in one step, claiming up to ``claim_next`` new ones."""

@@ -94,7 +94,7 @@ def _snapshot(queue: str, rec: _Rec) -> Job:
         rec.due_at,
         rec.traceback,
         rec.stall_count,
-        Backoff.from_dict(rec.backoff),
+        None if rec.backoff is None else Backoff.from_dict(rec.backoff),
         rec.processed_at,
         rec.finished_at,
     )
@@ -202,7 +202,7 @@ class MemoryQueueBackend:
             rec.lease_until = now + lease_ms
             rec.processed_at = now
             q.active[job_id] = rec
-            claims.append(Claim(_snapshot(queue, rec), rec.token))
+            claims.append((_snapshot(queue, rec), rec.token))
         return claims
 
     def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:

@@ -110,7 +110,7 @@ class SQLiteQueueBackend:
         def claim(conn: sqlite3.Connection) -> list[tuple[str, Any]]:
             return self._claim(conn, full, lease_ms, limit, promote=next_due is not None)
 
-        return [Claim(row_to_job(queue, row), token) for token, row in self._db.transaction(claim)]
+        return [(row_to_job(queue, row), token) for token, row in self._db.transaction(claim)]
 
     def _claim(
         self, conn: sqlite3.Connection, full: str, lease_ms: int, limit: int, promote: bool
@@ -198,7 +198,7 @@ class SQLiteQueueBackend:
             return lost, claimed
 
         lost, claimed = self._db.transaction(finish)
-        return lost, [Claim(row_to_job(queue, row), token) for token, row in claimed]
+        return lost, [(row_to_job(queue, row), token) for token, row in claimed]
 
     def release(self, queue: str, held: Sequence[tuple[str, str]]) -> None:
         full = self._ns + queue
