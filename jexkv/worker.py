@@ -115,8 +115,13 @@ class _Pool:
                 self.running.pop(job_id, None)
 
     def _release(self, claims: list[Claim]) -> None:
+        """Hand unstarted claims back; if that fails, their leases simply run out."""
         try:
             self.workers.backend.release(self.queue, [(job.id, token) for job, token in claims])
+        except ClosedError:
+            raise
+        except Exception:
+            log.exception("jexkv: handing back %d jobs of %r failed", len(claims), self.queue)
         finally:
             self._drop(job.id for job, _ in claims)
 
