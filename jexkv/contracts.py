@@ -131,6 +131,10 @@ class TaskQueue(Protocol):
     def dead_letters(self, queue: str, *, limit: int = 100) -> list[Job]:
         """Dead jobs, newest first, with ``error`` set."""
 
+    def jobs(self, queue: str, state: str = "waiting", *, limit: int = 100) -> list[Job]:
+        """Jobs in one state: waiting and delayed in the order they will run, active by
+        start time, completed and dead newest first."""
+
     def retry_dead(self, queue: str, job_id: str | None = None) -> int:
         """Move one (or every) dead job back to waiting with a fresh attempt budget."""
 
@@ -211,7 +215,8 @@ class QueueBackend(Protocol):
 
     def counts(self, queue: str) -> dict[str, int]: ...
 
-    def dead(self, queue: str, limit: int) -> list[Job]: ...
+    def list_jobs(self, queue: str, state: str, limit: int) -> list[Job]:
+        """Jobs in ``state`` (one of jobs.STATES), in TaskQueue.jobs's order."""
 
     def retry_dead(self, queue: str, job_id: str | None) -> int: ...
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from jexkv.contracts import QueueBackend
 from jexkv.errors import ClosedError
-from jexkv.jobs import Backoff, Job, check_queue, new_job
+from jexkv.jobs import STATES, Backoff, Job, check_queue, new_job
 from jexkv.worker import Workers
 
 __all__ = ["JobQueue"]
@@ -116,11 +116,16 @@ class JobQueue:
         return self._backend.counts(check_queue(queue))
 
     def dead_letters(self, queue: str, *, limit: int = 100) -> list[Job]:
+        return self.jobs(queue, "dead", limit=limit)
+
+    def jobs(self, queue: str, state: str = "waiting", *, limit: int = 100) -> list[Job]:
         self._check_open()
         check_queue(queue)
+        if state not in STATES:
+            raise ValueError(f"state must be one of {', '.join(STATES)}; got {state!r}")
         if type(limit) is not int or limit < 0:
             raise ValueError(f"limit must be an int >= 0, got {limit!r}")
-        return self._backend.dead(queue, limit)
+        return self._backend.list_jobs(queue, state, limit)
 
     def retry_dead(self, queue: str, job_id: str | None = None) -> int:
         self._check_open()

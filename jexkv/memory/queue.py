@@ -330,10 +330,22 @@ class MemoryQueueBackend:
                 counts[rec.state] += 1
             return counts
 
-    def dead(self, queue: str, limit: int) -> list[Job]:
+    def list_jobs(self, queue: str, state: str, limit: int) -> list[Job]:
         with self._lock:
             q = self._q(queue)
-            return [_snapshot(queue, rec) for rec in list(q.dead.values())[::-1][:limit]]
+            self._promote(q, now_ms())
+            if state in ("completed", "dead"):
+                kept = q.completed if state == "completed" else q.dead
+                recs = list(kept.values())[::-1]
+            else:
+                recs = [rec for rec in q.jobs.values() if rec.state == state]
+                if state == "active":
+                    recs.sort(key=lambda rec: (rec.processed_at or 0, rec.seq))
+                elif state == "delayed":
+                    recs.sort(key=lambda rec: (rec.due_at, rec.seq))
+                else:
+                    recs.sort(key=lambda rec: (rec.priority, rec.due_at, rec.seq))
+            return [_snapshot(queue, rec) for rec in recs[:limit]]
 
     def retry_dead(self, queue: str, job_id: str | None) -> int:
         with self._lock:

@@ -50,6 +50,8 @@ def translate(exc: sqlite3.Error, path: str) -> BackendError:
     text = str(exc)
     if _is_busy(exc):
         return BackendTimeout(f"{path} stayed locked by another writer: {text}")
+    if "file is not a database" in text:
+        return BackendUnavailable(f"{path} is not a SQLite database ({text}); refusing it")
     if isinstance(exc, sqlite3.OperationalError) and any(
         word in text for word in ("unable to open", "readonly", "disk I/O", "full", "permission")
     ):

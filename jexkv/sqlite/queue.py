@@ -339,13 +339,28 @@ class SQLiteQueueBackend:
         )
         return dict(zip(STATES, (waiting + due, delayed, active, completed, dead)))
 
-    def dead(self, queue: str, limit: int) -> list[Job]:
-        rows = self._db.read(
-            f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'dead'"
-            " ORDER BY finished_at DESC, seq DESC LIMIT ?",
-            (self._ns + queue, limit),
-        )
-        return [row_to_job(queue, row) for row in rows]
+    def list_jobs(self, queue: str, state: str, limit: int) -> list[Job]:
+        full, now = self._ns + queue, now_ms()
+        if state == "waiting":  # due delayed jobs are waiting too (the next fetch moves them)
+            sql = (
+                f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'waiting' UNION ALL"
+                f" SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'delayed' AND due_at <= ?"
+                " ORDER BY priority, due_at, seq LIMIT ?"
+            )
+            params: tuple[Any, ...] = (full, full, now, limit)
+        elif state == "delayed":
+            sql = (
+                f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'delayed' AND due_at > ?"
+                " ORDER BY due_at, seq LIMIT ?"
+            )
+            params = (full, now, limit)
+        else:
+            order = "processed_at, seq" if state == "active" else "finished_at DESC, seq DESC"
+            sql = (
+                f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = ? ORDER BY {order} LIMIT ?"
+            )
+            params = (full, state, limit)
+        return [row_to_job(queue, row) for row in self._db.read(sql, params)]
 
     def retry_dead(self, queue: str, job_id: str | None) -> int:
         full = self._ns + queue

@@ -1,0 +1,234 @@
+"""The ``jexkv`` command line: demo, worker runner, queue and kv inspection.
+
+Rule: a user error (bad URL or option, missing module, unreadable store) prints
+one line, ``jexkv: error: …``, on stderr and exits 2: never a traceback. Every
+command takes ``--url`` (default ``$JEXKV_URL``, else ``sqlite:///jexkv.db``)
+and ``--json`` for machine-readable output, before or after the command name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import jexkv
+from jexkv.jobs import STATES, Job
+
+__all__ = ["main"]
+
+DEFAULT_URL = "sqlite:///jexkv.db"
+
+
+class UserError(Exception):
+    """A problem to report in one line, exit code 2."""
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON when it parses as JSON, else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _url(args: argparse.Namespace) -> str:
+    return args.url or os.environ.get("JEXKV_URL") or DEFAULT_URL
+
+
+def _emit(args: argparse.Namespace, data: Any, human: Callable[[], str]) -> None:
+    print(json.dumps(data, default=str) if args.json else human())
+
+
+def _job_dict(job: Job) -> dict[str, Any]:
+    data = dataclasses.asdict(job)
+    data["backoff"] = None if job.backoff is None else job.backoff.to_dict()
+    return data
+
+
+def _job_line(job: Job) -> str:
+    line = f"{job.id}  {job.name}  {job.state}  attempts {job.attempts_made}/{job.attempts}"
+    return f"{line}  {job.error}" if job.error else line
+
+
+# -- kv ------------------------------------------------------------------------------
+
+
+def _kv(args: argparse.Namespace) -> None:
+    with jexkv.open_kv(_url(args)) as kv:
+        if args.action == "get":
+            missing = object()
+            value = kv.get(args.key, missing)
+            found = value is not missing
+            data = {"key": args.key, "found": found, "value": value if found else None}
+            _emit(args, data, lambda: json.dumps(value) if found else "(nil)")
+        elif args.action == "set":
+            written = kv.set(
+                args.key, parse_value(args.value), ttl_ms=args.ttl_ms, nx=args.nx, xx=args.xx
+            )
+            _emit(
+                args,
+                {"key": args.key, "written": written},
+                lambda: "OK" if written else "(not set)",
+            )
+        elif args.action == "del":
+            deleted = kv.delete(*args.keys)
+            _emit(args, {"deleted": deleted}, lambda: str(deleted))
+        elif args.action == "ttl":
+            ttl = kv.ttl_ms(args.key)
+            _emit(args, {"key": args.key, "ttl_ms": ttl}, lambda: str(ttl))
+        else:  # keys
+            keys: list[str] = []
+            for key in kv.keys(args.prefix):
+                if args.limit is not None and len(keys) >= args.limit:
+                    break
+                keys.append(key)
+            _emit(args, keys, lambda: "\n".join(keys))
+
+
+# -- queue ---------------------------------------------------------------------------
+
+
+def _queue(args: argparse.Namespace) -> None:
+    with jexkv.open_queue(_url(args)) as q:
+        name = args.queue
+        if args.action == "counts":
+            counts = q.counts(name)
+            _emit(args, counts, lambda: "\n".join(f"{k}: {v}" for k, v in counts.items()))
+        elif args.action in ("jobs", "dead"):
+            state = "dead" if args.action == "dead" else args.state
+            jobs = q.jobs(name, state, limit=args.limit)
+            _emit(args, [_job_dict(j) for j in jobs], lambda: "\n".join(map(_job_line, jobs)))
+        elif args.action == "retry":
+            retried = q.retry_dead(name, args.job_id)
+            _emit(args, {"retried": retried}, lambda: f"retried {retried}")
+        elif args.action == "purge":
+            purged = q.purge_dead(name)
+            _emit(args, {"purged": purged}, lambda: f"purged {purged}")
+        else:  # enqueue
+            job = q.enqueue(
+                name,
+                args.name,
+                None if args.payload is None else parse_value(args.payload),
+                delay_ms=args.delay_ms,
+                attempts=args.attempts,
+                priority=args.priority,
+                job_id=args.job_id,
+                backoff=args.backoff_ms,
+            )
+            _emit(args, _job_dict(job), lambda: job.id)
+
+
+# -- parser --------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser, top: bool) -> None:
+    # On the top parser they set the defaults; on each command they may repeat them.
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument(
+        "--url", default=default, help=f"store URL (default: $JEXKV_URL, else {DEFAULT_URL})"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="machine-readable output",
+    )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jexkv", description="A key-value store with TTL and a task queue."
+    )
+    _common(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = commands.add_parser("demo", help="show jexkv at work (a SQLite file in a temp folder)")
+    _common(demo, top=False)
+
+    worker = commands.add_parser("worker", help="run the workers that MODULE:FUNCTION registers")
+    worker.add_argument("target", metavar="MODULE:FUNCTION", help="calls FUNCTION(queue)")
+    worker.add_argument("--concurrency", type=int, default=1, help="default threads per queue")
+    _common(worker, top=False)
+
+    queue = commands.add_parser("queue", help="look into and repair a queue")
+    actions = queue.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (
+        ("counts", "jobs per state"),
+        ("jobs", "list jobs in a state"),
+        ("dead", "list dead jobs, newest first"),
+        ("retry", "retry one dead job, or all"),
+        ("purge", "delete the dead jobs"),
+        ("enqueue", "add a job"),
+    ):
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("queue", metavar="QUEUE")
+        _common(sub, top=False)
+        if action in ("jobs", "dead"):
+            sub.add_argument("--limit", type=int, default=100)
+        if action == "jobs":
+            sub.add_argument("--state", choices=STATES, default="waiting")
+        if action == "retry":
+            sub.add_argument("job_id", metavar="JOB_ID", nargs="?")
+        if action == "enqueue":
+            sub.add_argument("name", metavar="NAME")
+            sub.add_argument("payload", metavar="PAYLOAD", nargs="?", help="JSON, else text")
+            sub.add_argument("--delay-ms", type=int, default=0)
+            sub.add_argument("--attempts", type=int, default=1)
+            sub.add_argument("--priority", type=int, default=0)
+            sub.add_argument("--backoff-ms", type=int, default=None)
+            sub.add_argument("--job-id", default=None)
+
+    kv = commands.add_parser("kv", help="read and write keys")
+    kv_actions = kv.add_subparsers(dest="action", metavar="ACTION", required=True)
+    get = kv_actions.add_parser("get", help="print a value")
+    get.add_argument("key", metavar="KEY")
+    put = kv_actions.add_parser("set", help="write a value (JSON, else text)")
+    put.add_argument("key", metavar="KEY")
+    put.add_argument("value", metavar="VALUE")
+    put.add_argument("--ttl-ms", type=int, default=None)
+    only = put.add_mutually_exclusive_group()
+    only.add_argument("--nx", action="store_true", help="only if the key is absent")
+    only.add_argument("--xx", action="store_true", help="only if the key is present")
+    delete = kv_actions.add_parser("del", help="delete keys")
+    delete.add_argument("keys", metavar="KEY", nargs="+")
+    ttl = kv_actions.add_parser("ttl", help="remaining ms (-1 no expiry, -2 missing)")
+    ttl.add_argument("key", metavar="KEY")
+    keys = kv_actions.add_parser("keys", help="list keys")
+    keys.add_argument("prefix", metavar="PREFIX", nargs="?", default="")
+    keys.add_argument("--limit", type=int, default=None)
+    for sub in (get, put, delete, ttl, keys):
+        _common(sub, top=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from jexkv.demo import run_demo
+
+            run_demo(args.url)
+        elif args.command == "worker":
+            from jexkv.runner import run_worker
+
+            return run_worker(_url(args), args.target, args.concurrency)
+        elif args.command == "kv":
+            _kv(args)
+        else:
+            _queue(args)
+    except (jexkv.JexkvError, UserError, ValueError, TypeError, OSError) as exc:
+        print(f"jexkv: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text

@@ -1,0 +1,109 @@
+"""``jexkv demo``: the KV store and the task queue at work, in a few seconds.
+
+Rule: the demo uses only the public API, on a SQLite file in a temporary folder
+unless a URL is given, and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+import threading
+import time
+from typing import Any
+
+import jexkv
+
+__all__ = ["run_demo"]
+
+
+def _wait(condition: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def run_demo(url: str | None = None) -> None:
+    # The demo's failing job fails on purpose and says so itself: keep the engine's
+    # failure log (with its traceback) for real programs.
+    quiet = logging.NullHandler()
+    logging.getLogger("jexkv").addHandler(quiet)
+    try:
+        with tempfile.TemporaryDirectory(prefix="jexkv-demo-") as folder:
+            _story(url or f"sqlite:///{folder}/demo.db")
+    finally:
+        logging.getLogger("jexkv").removeHandler(quiet)
+
+
+def _story(url: str) -> None:
+    print(f"jexkv demo on {url}\n")
+    kv = jexkv.open_kv(url)
+    queue = jexkv.open_queue(url, keep_completed=100)
+    try:
+        token = secrets.token_urlsafe(12)
+        kv.set(f"reset:{token}", {"user_id": 42}, ttl_ms=15 * 60 * 1000)
+        print("1. Stored a password-reset token for user 42 with a 15-minute TTL.")
+        print(f"   reset token: {token}   ttl_ms: {kv.ttl_ms(f'reset:{token}')}")
+        claim = kv.pop(f"reset:{token}")
+        print(f"   redeemed once with pop(): {claim}; a second pop(): {kv.pop(f'reset:{token}')}")
+
+        kv.set("flash:welcome", "Welcome back!", ttl_ms=300)
+        print("\n2. A short-lived key with a 300 ms TTL:")
+        flash, ttl = kv.get("flash:welcome"), kv.ttl_ms("flash:welcome")
+        print(f"   now:          get = {flash!r}, ttl_ms = {ttl}")
+        time.sleep(0.35)
+        print(f"   after 350 ms: get = {kv.get('flash:welcome')!r}: expired, gone")
+
+        sent: list[float] = []
+        gateway_fixed = threading.Event()
+
+        def handle(job: jexkv.Job) -> Any:
+            if job.name == "sendWelcomeEmail":
+                sent.append(time.monotonic())
+                print(f"   [worker] sending the welcome email to {job.payload['email']}")
+                return {"sent": True}
+            if not gateway_fixed.is_set():
+                attempt = job.attempts_made + 1
+                print(f"   [worker] {job.name} attempt {attempt}: newsletter API is down")
+                raise ConnectionError("newsletter API unreachable")
+            print(f"   [worker] {job.name} attempt {job.attempts_made + 1}: subscribed")
+            return {"subscribed": True}
+
+        queue.register_worker("emails", handle, concurrency=2)
+        print(
+            "\n3. Registered an 'emails' worker; enqueued sendWelcomeEmail with a 1-second delay."
+        )
+        started = time.monotonic()
+        queue.enqueue("emails", "sendWelcomeEmail", {"email": "ada@example.com"}, delay_ms=1000)
+        print(f"   enqueue returned after {(time.monotonic() - started) * 1000:.1f} ms")
+        _wait(lambda: bool(sent))
+        if sent:
+            print(f"   the job ran {sent[0] - started:.2f} s after it was enqueued")
+
+        print("\n4. A job whose handler keeps failing: attempts=3, backoff 100 ms, doubling.")
+        job = queue.enqueue(
+            "emails",
+            "subscribeNewsletter",
+            {"email": "ada@example.com"},
+            attempts=3,
+            backoff=jexkv.Backoff.exponential(100),
+        )
+        _wait(lambda: queue.get_job("emails", job.id).state == "dead")  # type: ignore[union-attr]
+        dead = queue.dead_letters("emails")
+        print(f"   dead-letter state: {len(dead)} job(s); job {dead[0].id}: {dead[0].error}")
+        print("   the API is back: retry it from the dead-letter state")
+        gateway_fixed.set()
+        print(f"   retry_dead: {queue.retry_dead('emails', job.id)} job")
+        _wait(lambda: queue.get_job("emails", job.id).state == "completed")  # type: ignore[union-attr]
+        done = queue.get_job("emails", job.id)
+        if done is not None:
+            print(f"   job {job.id} is {done.state}, result {done.result}")
+
+        print(f"\n5. Queue counts: {queue.counts('emails')}")
+    finally:
+        queue.close()
+        kv.close()
