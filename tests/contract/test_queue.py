@@ -1290,3 +1290,56 @@ def test_close_stops_every_thread_it_started(kv_url):
     finally:
         close_within(queue)
     assert wait_for(lambda: not (jexkv_threads() - before))
+
+
+# --------------------------------------------------------------------------
+# jobs(): listing one state
+# --------------------------------------------------------------------------
+
+
+def test_jobs_lists_waiting_in_run_order_and_delayed_by_due_time(q):
+    late = q.enqueue(QUEUE, "late", None, priority=3)
+    first = q.enqueue(QUEUE, "first", None)
+    second = q.enqueue(QUEUE, "second", None)
+    soon = q.enqueue(QUEUE, "soon", None, delay_ms=60_000)
+    sooner = q.enqueue(QUEUE, "sooner", None, delay_ms=30_000)
+    assert [j.id for j in q.jobs(QUEUE)] == [first.id, second.id, late.id]
+    assert [j.id for j in q.jobs(QUEUE, "waiting", limit=2)] == [first.id, second.id]
+    assert [j.id for j in q.jobs(QUEUE, "delayed")] == [sooner.id, soon.id]
+    assert all(j.state == "delayed" for j in q.jobs(QUEUE, "delayed"))
+    assert q.jobs(QUEUE, "active") == []
+
+
+def test_jobs_lists_completed_and_dead_newest_first(open_queue_on_same_backend):
+    q = open_queue_on_same_backend(keep_completed=10)
+    done = threading.Event()
+    seen: list = []
+
+    def handler(job):
+        seen.append(job.id)
+        if len(seen) == 4:
+            done.set()
+        if job.name == "bad":
+            raise jexkv.Unrecoverable("no")
+        return job.payload
+
+    q.register_worker(QUEUE, handler)
+    jobs = [q.enqueue(QUEUE, name, i) for i, name in enumerate(["ok", "bad", "ok", "bad"])]
+    assert done.wait(WAIT)
+    assert wait_for(lambda: q.counts(QUEUE)["completed"] == 2 and q.counts(QUEUE)["dead"] == 2)
+    assert [j.id for j in q.jobs(QUEUE, "completed")] == [jobs[2].id, jobs[0].id]
+    assert [j.result for j in q.jobs(QUEUE, "completed")] == [2, 0]
+    assert [j.id for j in q.jobs(QUEUE, "dead")] == [jobs[3].id, jobs[1].id]
+    assert [j.id for j in q.jobs(QUEUE, "dead")] == [j.id for j in q.dead_letters(QUEUE)]
+
+
+@pytest.mark.parametrize("state", ["", "failed", "WAITING", None])
+def test_jobs_refuses_an_unknown_state(q, state):
+    with pytest.raises(ValueError):
+        q.jobs(QUEUE, state)
+
+
+def test_jobs_refuses_a_bad_limit(q):
+    for limit in (-1, 1.5, True, "3"):
+        with pytest.raises((TypeError, ValueError)):
+            q.jobs(QUEUE, "waiting", limit=limit)
