@@ -156,6 +156,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _common(worker, top=False)
 
     queue = commands.add_parser("queue", help="look into and repair a queue")
+    _common(queue, top=False)
     actions = queue.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, text in (
         ("counts", "jobs per state"),
@@ -184,6 +185,7 @@ def _build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--job-id", default=None)
 
     kv = commands.add_parser("kv", help="read and write keys")
+    _common(kv, top=False)
     kv_actions = kv.add_subparsers(dest="action", metavar="ACTION", required=True)
     get = kv_actions.add_parser("get", help="print a value")
     get.add_argument("key", metavar="KEY")
