@@ -10,7 +10,8 @@
     ├── Unrecoverable               raised by a job handler: dead-letter the job now, no retry
     └── BackendError                the storage behind the store failed
         ├── BackendUnavailable      it cannot be reached or opened (I/O error, refused)
-        └── BackendTimeout          it stayed busy past the deadline (a locked SQLite file)
+        ├── BackendTimeout          it stayed busy past the deadline (a locked SQLite file)
+        └── ProtocolError           a Redis server sent bytes that are not valid RESP
 
 Errors coming from a backend are raised ``from`` their cause, so the original
 exception stays in the traceback.
@@ -25,6 +26,7 @@ __all__ = [
     "ClosedError",
     "ConfigError",
     "JexkvError",
+    "ProtocolError",
     "SerializationError",
     "Unrecoverable",
     "WrongTypeError",
@@ -65,3 +67,7 @@ class BackendUnavailable(BackendError):
 
 class BackendTimeout(BackendError):
     """The backend stayed busy (locked) until the deadline passed."""
+
+
+class ProtocolError(BackendError):
+    """The server's bytes are not valid RESP; the connection they came on is dropped."""

@@ -23,6 +23,7 @@ EXPECTED_ALL = [
     "JexkvError",
     "Job",
     "KVStore",
+    "ProtocolError",
     "SerializationError",
     "TaskQueue",
     "Unrecoverable",
@@ -41,6 +42,7 @@ ERROR_TREE = [
     ("BackendError", ("JexkvError",)),
     ("BackendUnavailable", ("BackendError", "JexkvError")),
     ("BackendTimeout", ("BackendError", "JexkvError")),
+    ("ProtocolError", ("BackendError", "JexkvError")),
 ]
 
 PACKAGE_DIR = pathlib.Path(jexkv.__file__).resolve().parent
