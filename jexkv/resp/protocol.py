@@ -40,9 +40,10 @@ NEED_DATA: Any = _NeedData()
 class ErrorReply:
     """An error reply (``-ERR …`` or a RESP3 bulk error), as a value."""
 
-    __slots__ = ("code", "message")
+    __slots__ = ("code", "message", "_text")
 
     def __init__(self, text: str) -> None:
+        self._text = text
         code, _, message = text.partition(" ")
         if code and code.isupper():
             self.code, self.message = code, message
@@ -50,10 +51,10 @@ class ErrorReply:
             self.code, self.message = "ERR", text
 
     def __str__(self) -> str:
-        return f"{self.code} {self.message}" if self.message else self.code
+        return self._text
 
     def __repr__(self) -> str:
-        return f"ErrorReply({str(self)!r})"
+        return f"ErrorReply({self._text!r})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ErrorReply):
@@ -166,6 +167,11 @@ class ReplyParser:
         self._stack: list[_Frame] = []
         self._pending_attributes: dict[Any, Any] | None = None
         self._broken: ProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes are not part of a returned reply yet."""
+        return len(self._buf) - self._pos
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Add bytes received from the server."""
