@@ -1,0 +1,371 @@
+"""One socket to a Redis server: connect, handshake, send, read replies.
+
+Rules:
+* Sockets, timeouts, TLS and the handshake live here and nowhere else; the
+  bytes are understood by ``protocol.ReplyParser`` alone.
+* Every wait is bounded: connecting by ``connect_timeout``, every reply by a
+  deadline (``socket_timeout``, or the longer one a blocking command passes).
+* Any error in the middle of a send or a reply closes the connection before it
+  is raised: a socket that may still owe bytes of an old reply is never reused.
+* Errors leave as jexkv errors, raised ``from`` their cause: a timeout as
+  BackendTimeout, any other OSError as BackendUnavailable, bad bytes as
+  ProtocolError. The password never appears in a repr or an error's text.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import ssl
+import time
+from typing import Any, Callable
+
+from jexkv.errors import BackendTimeout, BackendUnavailable, ProtocolError
+from jexkv.resp.protocol import NEED_DATA, ErrorReply, ReplyParser, pack_command
+
+__all__ = ["Connection"]
+
+_CHUNK = 65536
+_monotonic = time.monotonic
+_AUTH_CODES = frozenset({"WRONGPASS", "NOAUTH"})
+
+
+def _is_auth_error(reply: ErrorReply) -> bool:
+    if reply.code in _AUTH_CODES:
+        return True
+    text = reply.message.lower()
+    return "auth" in text or "password" in text
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """True when ``sock`` has bytes to read within ``timeout`` seconds."""
+    if hasattr(select, "poll"):  # no FD_SETSIZE limit, unlike select()
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(max(timeout, 0.0) * 1000.0))
+    readable, _, _ = select.select([sock], [], [], max(timeout, 0.0))
+    return bool(readable)
+
+
+class Connection:
+    """A connection to one Redis server, speaking RESP3 (or RESP2 on old servers)."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "localhost",
+        port: int = 6379,
+        path: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        connect_timeout: float = 5.0,
+        socket_timeout: float = 5.0,
+        username: str | None = None,
+        password: str | None = None,
+        db: int = 0,
+        client_name: str | None = None,
+        protocol: int = 3,
+        keepalive: bool = True,
+    ) -> None:
+        if protocol not in (2, 3):
+            raise ValueError(f"protocol must be 2 or 3, not {protocol!r}")
+        self.host, self.port, self.path = host, port, path
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname
+        self.connect_timeout = connect_timeout
+        self.socket_timeout = socket_timeout
+        self.username = username
+        self._password = password
+        self.db = db
+        self.client_name = client_name
+        self.protocol = protocol
+        self.keepalive = keepalive
+        self.protocol_version = protocol
+        self.last_used = 0.0
+        self.pid = os.getpid()
+        self._push_handler: Callable[[list[Any]], None] | None = None
+        self._sock: socket.socket | None = None
+        self._sock_timeout: float | None = None  # what the socket's timeout is set to now
+        self._parser = ReplyParser()
+        self._ready: list[Any] = []  # replies that wait_readable() read ahead
+        self._rbuf = bytearray(_CHUNK)
+        self._rview = memoryview(self._rbuf)
+
+    # -- description -----------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """Where this connection goes: ``host:port`` or the unix socket's path."""
+        if self.path is not None:
+            return self.path
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def __repr__(self) -> str:
+        if self.path is not None:
+            scheme = "unix+tls" if self.ssl_context is not None else "unix"
+        else:
+            scheme = "rediss" if self.ssl_context is not None else "redis"
+        state = "connected" if self._sock is not None else "closed"
+        user = f" user={self.username!r}" if self.username else ""
+        return f"<Connection {scheme}://{self.address} db={self.db}{user} {state}>"
+
+    @property
+    def is_connected(self) -> bool:
+        return self._sock is not None
+
+    @property
+    def push_handler(self) -> Callable[[list[Any]], None] | None:
+        """Where RESP3 push frames go (pub/sub messages); None keeps them in ``pushes``."""
+        return self._push_handler
+
+    @push_handler.setter
+    def push_handler(self, handler: Callable[[list[Any]], None] | None) -> None:
+        self._push_handler = handler
+        self._parser.push_handler = handler
+
+    @property
+    def pushes(self) -> Any:
+        """Push frames received while no push_handler was set (a deque)."""
+        return self._parser.pushes
+
+    # -- opening and closing ---------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open the socket and run the handshake; a no-op when already connected."""
+        if self._sock is not None:
+            return
+        self._sock = self._open()
+        self._sock_timeout = self.socket_timeout
+        self._parser = ReplyParser(push_handler=self._push_handler)
+        self._ready = []
+        self.pid = os.getpid()
+        self.last_used = _monotonic()
+        try:
+            self._handshake()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> socket.socket:
+        where = self.address
+        sock: socket.socket | None = None
+        try:
+            if self.path is not None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.connect_timeout)
+                sock.connect(self.path)
+            else:
+                sock = socket.create_connection((self.host, self.port), self.connect_timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.keepalive:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if self.ssl_context is not None:
+                hostname = self.server_hostname
+                if hostname is None and self.path is None:
+                    hostname = self.host
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=hostname)
+            sock.settimeout(self.socket_timeout)
+            return sock
+        except socket.timeout as exc:
+            if sock is not None:
+                sock.close()
+            raise BackendTimeout(
+                f"cannot connect to {where}: no answer within {self.connect_timeout:g} s"
+            ) from exc
+        except OSError as exc:  # refused, unreachable, TLS failures (ssl.SSLError)
+            if sock is not None:
+                sock.close()
+            raise BackendUnavailable(f"cannot connect to {where}: {exc}") from exc
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+
+    def _scrub(self, text: str) -> str:
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
+    def _check(self, reply: Any, what: str) -> Any:
+        if isinstance(reply, ErrorReply):
+            text = self._scrub(str(reply))
+            if _is_auth_error(reply):
+                raise BackendUnavailable(f"authentication failed: {text}")
+            raise BackendUnavailable(f"{what} failed on {self.address}: {text}")
+        return reply
+
+    def _handshake(self) -> None:
+        password, name = self._password, self.client_name
+        if self.protocol == 3:
+            hello: list[object] = ["HELLO", 3]
+            if password is not None:
+                hello += ["AUTH", self.username or "default", password]
+            if name:
+                hello += ["SETNAME", name]
+            reply = self.execute(*hello)
+            if not isinstance(reply, ErrorReply):
+                self.protocol_version = 3
+            elif reply.code == "NOPROTO" or "unknown command" in reply.message.lower():
+                self._handshake_resp2()  # a server older than 6: no HELLO, no RESP3
+            else:
+                self._check(reply, "HELLO")
+        else:
+            self._handshake_resp2()
+        if self.db:
+            self._check(self.execute("SELECT", self.db), f"SELECT {self.db}")
+
+    def _handshake_resp2(self) -> None:
+        self.protocol_version = 2
+        if self._password is not None:
+            auth: list[object] = ["AUTH", self._password]
+            if self.username:
+                auth.insert(1, self.username)
+            self._check(self.execute(*auth), "AUTH")
+        if self.client_name:
+            self._check(self.execute("CLIENT", "SETNAME", self.client_name), "CLIENT SETNAME")
+
+    def close(self) -> None:
+        """Close the socket (never a shutdown: a forked child may share it). Idempotent."""
+        sock, self._sock = self._sock, None
+        self._ready = []
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    # -- I/O ---------------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException, timeout: float | None = None) -> BaseException:
+        """Close, and the jexkv error to raise for ``exc`` (raised ``from exc`` by the caller)."""
+        self.close()
+        if isinstance(exc, socket.timeout):
+            wait = self.socket_timeout if timeout is None else timeout
+            return BackendTimeout(f"no reply from {self.address} within {wait:g} s")
+        if isinstance(exc, OSError):
+            return BackendUnavailable(f"connection to {self.address} failed: {exc}")
+        return exc
+
+    def _closed_error(self) -> BackendUnavailable:
+        return BackendUnavailable(f"the connection to {self.address} is closed")
+
+    def send(self, data: bytes) -> None:
+        """Write ``data`` whole (connecting first when closed)."""
+        if self._sock is None:
+            self.connect()
+        sock = self._sock
+        assert sock is not None
+        try:
+            if self._sock_timeout != self.socket_timeout:
+                sock.settimeout(self.socket_timeout)
+                self._sock_timeout = self.socket_timeout
+            sock.sendall(data)
+        except socket.timeout as exc:
+            self.close()
+            raise BackendTimeout(
+                f"could not send to {self.address} within {self.socket_timeout:g} s"
+            ) from exc
+        except OSError as exc:
+            self.close()
+            raise BackendUnavailable(f"cannot send to {self.address}: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+        self.last_used = _monotonic()
+
+    def read_reply(self, timeout: float | None = None) -> Any:
+        """The next reply (error replies as ErrorReply values), waiting up to ``timeout``.
+
+        ``timeout`` defaults to ``socket_timeout``; a blocking command passes a longer one.
+        """
+        if self._ready:
+            return self._ready.pop(0)
+        if self._sock is None:
+            raise self._closed_error()
+        try:
+            reply = self._parser.next_reply()
+            if reply is NEED_DATA:
+                reply = self._receive(self.socket_timeout if timeout is None else timeout)
+        except ProtocolError:
+            self.close()
+            raise
+        except OSError as exc:
+            raise self._fail(exc, timeout) from exc
+        except BaseException:
+            self.close()
+            raise
+        self.last_used = _monotonic()
+        return reply
+
+    def _receive(self, timeout: float) -> Any:
+        """Read until the parser has a reply; raises socket.timeout past the deadline."""
+        sock, parser, view = self._sock, self._parser, self._rview
+        assert sock is not None
+        wait = timeout
+        deadline = _monotonic() + timeout
+        while True:
+            if wait <= 0:
+                raise socket.timeout("timed out")
+            if wait != self._sock_timeout:
+                sock.settimeout(wait)
+                self._sock_timeout = wait
+            n = sock.recv_into(view)
+            if not n:
+                self.close()
+                raise BackendUnavailable(f"connection closed by the server ({self.address})")
+            parser.feed(view[:n])
+            reply = parser.next_reply()
+            if reply is not NEED_DATA:
+                return reply
+            wait = deadline - _monotonic()
+
+    def wait_readable(self, timeout: float = 0.0) -> bool:
+        """Wait up to ``timeout`` for a whole reply; True when ``read_reply`` has one ready.
+
+        For pub/sub. Bytes that arrive are read and parsed here; RESP3 push frames among
+        them go to ``push_handler`` at once, and when one is set this returns (False)
+        after the first bytes, so the caller can look at what its handler received.
+        Waiting is not an error, so running out of time does not close the connection.
+        """
+        if self._ready:
+            return True
+        sock, parser, view = self._sock, self._parser, self._rview
+        if sock is None:
+            raise self._closed_error()
+        try:
+            reply = parser.next_reply()
+            deadline = _monotonic() + timeout
+            while reply is NEED_DATA:
+                pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+                if not pending and not _readable(sock, deadline - _monotonic()):
+                    return False
+                # Readable: one recv (the rest of a TLS record may still be on its way).
+                if self._sock_timeout != self.socket_timeout:
+                    sock.settimeout(self.socket_timeout)
+                    self._sock_timeout = self.socket_timeout
+                n = sock.recv_into(view)
+                if not n:
+                    self.close()
+                    raise BackendUnavailable(f"connection closed by the server ({self.address})")
+                parser.feed(view[:n])
+                self.last_used = _monotonic()
+                reply = parser.next_reply()
+                if reply is NEED_DATA and self._push_handler is not None:
+                    return False
+        except ProtocolError:
+            self.close()
+            raise
+        except OSError as exc:
+            raise self._fail(exc) from exc
+        except BaseException:
+            self.close()
+            raise
+        self._ready.append(reply)
+        return True
+
+    def execute(self, *args: object, timeout: float | None = None) -> Any:
+        """Send one command and read its reply (an ErrorReply is returned, not raised)."""
+        self.send(pack_command(*args))
+        return self.read_reply(timeout)

@@ -1,0 +1,96 @@
+"""Redis URLs: ``redis://``, ``rediss://`` (TLS, verified) and ``unix://``, to Redis() arguments.
+
+Rule: every part and option is checked here; a bad one raises ConfigError naming
+it (never quoting the password) before anything connects.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from jexkv.errors import ConfigError
+
+__all__ = ["parse_redis_url"]
+
+_URL_OPTIONS = frozenset(
+    "connect_timeout_ms socket_timeout_ms client_name max_connections retries db"
+    " ssl_ca_file ssl_cert_file ssl_key_file ssl_check_hostname".split()
+)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"option {name!r} must be true or false, got {value!r}")
+
+
+def parse_redis_url(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of Redis() for a redis://, rediss:// or unix:// URL."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"malformed Redis URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    given = {**dict(parse_qsl(parts.query, keep_blank_values=True)), **options}
+    unknown = sorted(set(given) - _URL_OPTIONS)
+    if unknown:
+        raise ConfigError(f"unknown Redis option(s) {', '.join(map(repr, unknown))}")
+    kwargs: dict[str, Any] = {}
+    if scheme in ("redis", "rediss"):
+        kwargs["host"] = parts.hostname or "localhost"
+        kwargs["port"] = port or 6379
+        db_text = parts.path.lstrip("/") or str(given.pop("db", "0"))
+    elif scheme == "unix":
+        if not parts.path:
+            raise ConfigError("unix:// URLs need the socket's path: unix:///path/redis.sock")
+        kwargs["path"] = unquote(parts.path)
+        db_text = str(given.pop("db", "0"))
+    else:
+        raise ConfigError(f"not a Redis URL scheme: {parts.scheme!r}")
+    try:
+        kwargs["db"] = int(db_text)
+    except ValueError:
+        raise ConfigError(f"the Redis database must be a number, got {db_text!r}") from None
+    if parts.username:
+        kwargs["username"] = unquote(parts.username)
+    if parts.password is not None:
+        kwargs["password"] = unquote(parts.password)
+    for name, key in (
+        ("connect_timeout_ms", "connect_timeout"),
+        ("socket_timeout_ms", "socket_timeout"),
+    ):
+        if name in given:
+            kwargs[key] = _positive(name, given.pop(name)) / 1000.0
+    for name in ("max_connections", "retries"):
+        if name in given:
+            kwargs[name] = _positive(name, given.pop(name), minimum=0 if name == "retries" else 1)
+    if "client_name" in given:
+        kwargs["client_name"] = str(given.pop("client_name"))
+    tls = {k: given.pop(k) for k in list(given) if k.startswith("ssl_")}
+    if scheme == "rediss":
+        context = ssl.create_default_context(cafile=tls.get("ssl_ca_file"))
+        context.check_hostname = _flag("ssl_check_hostname", tls.get("ssl_check_hostname", True))
+        if "ssl_cert_file" in tls:
+            context.load_cert_chain(tls["ssl_cert_file"], tls.get("ssl_key_file"))
+        kwargs["ssl_context"] = context
+    elif tls:
+        raise ConfigError(f"TLS options need a rediss:// URL: {', '.join(sorted(tls))}")
+    return kwargs
+
+
+def _positive(name: str, value: Any, minimum: int = 1) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"option {name!r} must be an int, got {value!r}") from None
+    if isinstance(value, bool) or number < minimum:
+        raise ConfigError(f"option {name!r} must be an int >= {minimum}, got {value!r}")
+    return number
