@@ -1,1 +1,30 @@
-"""jexkv's own Redis client: a sans-IO RESP parser and, on top, connections."""
+"""jexkv's own Redis client: a sans-IO RESP parser, connections, a pool, and Redis.
+
+``from jexkv.resp import Redis``; the parts live in protocol.py (no I/O),
+connection.py (sockets, TLS, timeouts), pool.py, client.py and errors.py.
+"""
+
+from jexkv.resp.client import Pipeline, PubSub, Redis, Script
+from jexkv.resp.errors import (
+    ExecAbortError,
+    NoScriptError,
+    ReadOnlyError,
+    ServerError,
+    WatchError,
+    WrongTypeError,
+)
+from jexkv.resp.protocol import ErrorReply
+
+__all__ = [
+    "ErrorReply",
+    "ExecAbortError",
+    "NoScriptError",
+    "Pipeline",
+    "PubSub",
+    "ReadOnlyError",
+    "Redis",
+    "Script",
+    "ServerError",
+    "WatchError",
+    "WrongTypeError",
+]
