@@ -131,3 +131,28 @@ def publish(name, body, args):
         print("BENCHMARKS.md not written (--quick or --no-write)")
     else:
         print(f"wrote the {name} section of {write_section(name, body)}")
+
+
+def missing_module(contender):
+    """Why a contender cannot run here (its ``requires`` module is not installed), or None."""
+    module = getattr(contender, "requires", None)
+    if module is None:
+        return None
+    try:
+        __import__(module)
+    except ImportError:
+        package = getattr(contender, "package", module)
+        return f"{module} is not installed (pip install {package})"
+    return None
+
+
+def split_runnable(contenders, missing=missing_module):
+    """(the contenders that can run, {name: why not} for the others)."""
+    runnable, skipped = [], {}
+    for contender in contenders:
+        note = missing(contender)
+        if note:
+            skipped[contender.name] = note
+        else:
+            runnable.append(contender)
+    return runnable, skipped

@@ -224,18 +224,6 @@ CONTENDERS = [
 ]
 
 
-def missing_peer(contender):
-    """Why a contender cannot run here, or None."""
-    module = getattr(contender, "requires", None)
-    if module is None:
-        return None
-    try:
-        __import__(module)
-    except ImportError:
-        return f"{module} is not installed (pip install {module})"
-    return None
-
-
 def timed(fn, *args):
     gc.collect()
     start = time.perf_counter()
@@ -247,13 +235,7 @@ def run_throughput(n, rounds):
     """{name: (set ops/s, get ops/s)} for the contenders that ran, {name: note} for the others."""
     keys, values = make_items(n)
     checks = sorted({0, n // 2, n - 1})
-    runnable, skipped = [], {}
-    for contender in CONTENDERS:
-        note = missing_peer(contender)
-        if note:
-            skipped[contender.name] = note
-        else:
-            runnable.append(contender)
+    runnable, skipped = _report.split_runnable(CONTENDERS)
     best = {c.name: [float("inf"), float("inf")] for c in runnable}
     for round_no in range(rounds):
         for contender in runnable:

@@ -211,6 +211,7 @@ class PersistQueueAck:
 
     name = "persist-queue SQLiteAckQueue"
     requires = "persistqueue"
+    package = "persist-queue"
 
     def __init__(self, directory, counter):
         import persistqueue
@@ -254,18 +255,6 @@ class PersistQueueAck:
 CONTENDERS = [JexkvMemory, JexkvSQLite, HueyMemory, HueySQLite, HueySQLiteNoFsync, PersistQueueAck]
 
 
-def missing_peer(contender):
-    """Why a contender cannot run here, or None."""
-    module = getattr(contender, "requires", None)
-    if module is None:
-        return None
-    try:
-        __import__(module)
-    except ImportError:
-        return f"{module} is not installed (pip install {contender.name.split()[0]})"
-    return None
-
-
 def timed(fn, *args):
     start = time.perf_counter()
     fn(*args)
@@ -274,13 +263,7 @@ def timed(fn, *args):
 
 def run_throughput(n, rounds):
     """{name: (enqueue jobs/s, processed jobs/s)} for the contenders that ran, {name: note}."""
-    runnable, skipped = [], {}
-    for contender in CONTENDERS:
-        note = missing_peer(contender)
-        if note:
-            skipped[contender.name] = note
-        else:
-            runnable.append(contender)
+    runnable, skipped = _report.split_runnable(CONTENDERS)
     best = {c.name: [float("inf"), float("inf")] for c in runnable}
     for round_no in range(rounds):
         for contender in runnable:

@@ -327,13 +327,7 @@ BENCH_PIPE = f"redis-benchmark -c 1 -P {BENCH_PIPELINE} (C, the limit)"
 
 def run_all(port, n, rounds):
     """({name: {phase: ops/s}}, {name: note}) for everything that ran / was skipped."""
-    runnable, skipped = [], {}
-    for contender in CONTENDERS:
-        note = missing_peer(contender)
-        if note:
-            skipped[contender.name] = note
-        else:
-            runnable.append(contender)
+    runnable, skipped = _report.split_runnable(CONTENDERS, missing_peer)
     have_bench = shutil.which("redis-benchmark") is not None
     if not have_bench:
         for name in (BENCH_ONE, BENCH_PIPE):
