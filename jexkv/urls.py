@@ -46,12 +46,26 @@ _ADAPTER: dict[tuple[str, str], dict[str, _Spec]] = {
         "vacuum_batch": _POSITIVE,
         "busy_timeout_ms": _POSITIVE,
     },
+    ("kv", "redis"): {
+        "connect_timeout_ms": _POSITIVE,
+        "socket_timeout_ms": _POSITIVE,
+        "max_connections": _POSITIVE,
+        "retries": _COUNT,
+        "client_name": str,
+        "db": _COUNT,
+        "ssl_ca_file": str,
+        "ssl_cert_file": str,
+        "ssl_key_file": str,
+        "ssl_check_hostname": str,
+    },
     ("queue", "memory"): {},
     ("queue", "sqlite"): {"busy_timeout_ms": _POSITIVE},
 }
-_SCHEMES = ("memory", "sqlite")
-# Schemes that a later release serves; named here so the error can say so.
-_PLANNED = ("redis", "rediss", "unix", "redis+cluster", "redis+sentinel")
+# The URL schemes of each adapter.
+_SCHEMES = {"memory": "memory", "sqlite": "sqlite", "redis": "redis", "rediss": "redis",
+            "unix": "redis"}  # fmt: skip
+# Schemes (or kinds on a scheme) that a later release serves; named so the error says so.
+_PLANNED = ("redis+cluster", "redis+sentinel")
 
 
 def _coerce(name: str, value: Any, spec: _Spec, *, from_query: bool) -> Any:
@@ -118,13 +132,18 @@ def parse_url(
     except ValueError as exc:
         raise ConfigError(f"malformed URL {url!r}: {exc}") from None
     scheme = parts.scheme.lower()
-    if scheme in _PLANNED:
-        raise ConfigError(f"the {scheme}:// adapter is not available yet in this jexkv release")
-    if scheme not in _SCHEMES:
+    adapter = _SCHEMES.get(scheme)
+    if scheme in _PLANNED or (adapter is not None and (kind, adapter) not in _ADAPTER):
+        raise ConfigError(f"the {scheme}:// {kind} adapter is not available yet in this release")
+    if adapter is None:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
         raise ConfigError(f"unknown URL scheme {parts.scheme!r} in {url!r} (known: {known})")
     if parts.fragment:
         raise ConfigError(f"URL fragment {parts.fragment!r} is not allowed")
+    if adapter == "redis":
+        # The client checks host, port, database and TLS settings (jexkv.resp.url).
+        location = parts._replace(query="").geturl()
+        return adapter, location, _options(kind, adapter, parts.query, kwargs)
     if scheme == "memory":
         if parts.path:
             raise ConfigError(f"memory:// URLs take a name, not a path: {parts.path!r}")
@@ -157,6 +176,16 @@ def _sqlite_kv(location: str, options: dict[str, Any]) -> KVStore:
     return SQLiteKV(location, **options)
 
 
+def _redis_kv(location: str, options: dict[str, Any]) -> KVStore:
+    from jexkv.redis.kv import RedisKV
+    from jexkv.resp import Redis
+    from jexkv.resp.url import parse_redis_url
+
+    namespace = options.pop("namespace", "")
+    client = Redis(**parse_redis_url(location, options))
+    return RedisKV(client, namespace=namespace, description=repr(client))
+
+
 def _memory_queue(location: str, options: dict[str, Any]) -> TaskQueue:
     from jexkv.memory.queue import open_memory_queue
 
@@ -172,6 +201,7 @@ def _sqlite_queue(location: str, options: dict[str, Any]) -> TaskQueue:
 _KV_FACTORIES: dict[str, Callable[[str, dict[str, Any]], KVStore]] = {
     "memory": _memory_kv,
     "sqlite": _sqlite_kv,
+    "redis": _redis_kv,
 }
 _QUEUE_FACTORIES: dict[str, Callable[[str, dict[str, Any]], TaskQueue]] = {
     "memory": _memory_queue,

@@ -128,9 +128,12 @@ ERROR_CASES = [
     ("memory://", {"purge_interval_ms": "fast"}, "purge_interval_ms"),
     ("sqlite://", {}, "path"),
     ("sqlite:///", {}, "path"),
-    ("redis://localhost:6379/0", {}, "not available yet"),
-    ("rediss://user:pw@localhost:6380/1", {}, "not available yet"),
-    ("unix:///tmp/redis.sock?db=2", {}, "not available yet"),
+    ("redis://localhost:1/0?bogus_opt=1", {}, "bogus_opt"),
+    ("redis://localhost:1/zero", {}, "database"),
+    ("redis://localhost:1/0?socket_timeout_ms=-5", {}, "socket_timeout_ms"),
+    ("redis://localhost:1/0", {"ssl_ca_file": "ca.pem"}, "rediss"),
+    ("redis://localhost:1/0", {"purge_interval_ms": 5}, "purge_interval_ms"),
+    ("unix://", {}, "path"),
     ("redis+cluster://h1:7000,h2:7001", {}, "not available yet"),
     ("redis+sentinel://h1:26379,h2:26379/mymaster/0", {}, "not available yet"),
 ]
@@ -151,6 +154,25 @@ def test_config_errors_name_the_part_and_create_nothing(
     assert isinstance(excinfo.value, jexkv.JexkvError)
     assert fragment.lower() in str(excinfo.value).lower()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://localhost:1/0", "rediss://u:pw@localhost:1/1", "unix:///tmp/r.sock?db=2"]
+)
+def test_redis_queue_urls_say_not_available_yet(url: str) -> None:
+    with pytest.raises(jexkv.ConfigError, match="not available yet"):
+        jexkv.open_queue(url)
+
+
+def test_redis_kv_urls_open_without_connecting_and_hide_the_password() -> None:
+    kv = jexkv.open_kv("redis://user:s3cret-pw@localhost:1/3?socket_timeout_ms=200")
+    try:
+        assert "s3cret-pw" not in repr(kv)
+        with pytest.raises(jexkv.BackendUnavailable) as excinfo:
+            kv.get("k")  # nothing listens on port 1
+        assert "s3cret-pw" not in str(excinfo.value)
+    finally:
+        kv.close()
 
 
 def test_jexkv_url_environment_variable_is_used(

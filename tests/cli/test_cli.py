@@ -524,7 +524,7 @@ def test_a_second_signal_exits_at_once(
 
 ERRORS = {
     "unknown-scheme": ["--url", "ftp://x", "kv", "get", "a"],
-    "redis-not-yet": ["--url", "redis://localhost:1/0", "kv", "get", "a"],
+    "redis-unreachable": ["--url", "redis://localhost:1/0", "kv", "get", "a"],
     "not-sqlite": ["--url", "sqlite:///garbage.db", "kv", "get", "a"],
     "not-sqlite-queue": ["--url", "sqlite:///garbage.db", "queue", "counts", "q"],
     "unknown-option": ["--url", "sqlite:///x.db?bogus=1", "kv", "get", "a"],

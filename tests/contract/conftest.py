@@ -18,12 +18,39 @@ ADAPTERS: dict[str, Callable[[Path, str], str]] = {
     "memory": lambda tmp_path, name: f"memory://{name}",
     "sqlite": lambda tmp_path, name: f"sqlite:///{tmp_path / name}.db",
 }
+# Adapters on a server: (the id, the test's URL given the server fixture's value).
+SERVER_ADAPTERS: dict[str, Callable[[object], str]] = {
+    "redis": lambda server: server.url(db=9),  # type: ignore[attr-defined]
+}
+# Adapters that read the server's clock: freezegun cannot move their time.
+SERVER_CLOCK = {"redis"}
+KV_ADAPTERS = [*ADAPTERS, *SERVER_ADAPTERS]
+QUEUE_ADAPTERS = [*ADAPTERS]  # the Redis queue adapter comes with the BullMQ layout
 
 
-@pytest.fixture(params=list(ADAPTERS), ids=list(ADAPTERS))
+def _url(request, tmp_path, unique_name) -> str:
+    if request.param in SERVER_CLOCK and request.node.get_closest_marker("frozen_clock"):
+        pytest.skip("this adapter counts time on its server, which freezegun cannot move")
+    if request.param in ADAPTERS:
+        return ADAPTERS[request.param](tmp_path, unique_name)
+    url = SERVER_ADAPTERS[request.param](request.getfixturevalue("redis_server"))
+    from jexkv.resp import Redis
+
+    with Redis.from_url(url) as client:
+        client.execute_command("FLUSHDB")
+    return url
+
+
+@pytest.fixture(params=KV_ADAPTERS, ids=KV_ADAPTERS)
 def kv_url(request, tmp_path, unique_name) -> str:
-    """The URL of this test's backend (not opened)."""
-    return ADAPTERS[request.param](tmp_path, unique_name)
+    """The URL of this test's KV backend (not opened); a server's database starts empty."""
+    return _url(request, tmp_path, unique_name)
+
+
+@pytest.fixture(params=QUEUE_ADAPTERS, ids=QUEUE_ADAPTERS)
+def queue_url(request, tmp_path, unique_name) -> str:
+    """The URL of this test's queue backend (not opened)."""
+    return _url(request, tmp_path, unique_name)
 
 
 @pytest.fixture
@@ -53,12 +80,12 @@ QUEUE_CLOSE_TIMEOUT_MS = 2000
 
 
 @pytest.fixture
-def open_queue_on_same_backend(kv_url):
-    """``factory(**options)``: a TaskQueue on this test's backend (the URL of ``kv_url``)."""
+def open_queue_on_same_backend(queue_url):
+    """``factory(**options)``: a TaskQueue on this test's backend (the URL of ``queue_url``)."""
     queues = []
 
     def factory(**options):
-        queue = jexkv.open_queue(kv_url, **options)
+        queue = jexkv.open_queue(queue_url, **options)
         queues.append(queue)
         return queue
 

@@ -11,6 +11,7 @@ import pytest
 from freezegun import freeze_time
 
 import jexkv
+from tests.helpers import wait_for
 
 START = "2026-01-01 00:00:00"
 
@@ -91,6 +92,7 @@ def test_set_xx_only_when_present(kv):
     assert kv.get("k") == 2
 
 
+@pytest.mark.frozen_clock
 def test_set_nx_failure_keeps_ttl(kv):
     with freeze_time(START):
         kv.set("k", 1, ttl_ms=1000)
@@ -98,6 +100,7 @@ def test_set_nx_failure_keeps_ttl(kv):
         assert kv.ttl_ms("k") == 1000
 
 
+@pytest.mark.frozen_clock
 @pytest.mark.parametrize("flags", [{}, {"xx": True}], ids=["plain", "xx"])
 def test_set_without_ttl_clears_earlier_ttl(kv, flags):
     with freeze_time(START) as frozen:
@@ -108,6 +111,7 @@ def test_set_without_ttl_clears_earlier_ttl(kv, flags):
         assert kv.get("k") == 2
 
 
+@pytest.mark.frozen_clock
 def test_set_with_ttl_replaces_ttl(kv):
     with freeze_time(START):
         kv.set("k", 1, ttl_ms=1000)
@@ -159,6 +163,7 @@ def test_ttl_ms_missing_and_no_expiry(kv):
     assert kv.ttl_ms("k") == -1
 
 
+@pytest.mark.frozen_clock
 def test_ttl_ms_remaining(kv):
     with freeze_time(START) as frozen:
         kv.set("k", 1, ttl_ms=1000)
@@ -182,6 +187,7 @@ def test_expire_missing_is_false_and_creates_nothing(kv):
     assert kv.ttl_ms("missing") == -2
 
 
+@pytest.mark.frozen_clock
 def test_expire_then_time_passes(kv):
     with freeze_time(START) as frozen:
         kv.set("k", 1)
@@ -193,6 +199,7 @@ def test_expire_then_time_passes(kv):
         assert kv.exists("k") is False
 
 
+@pytest.mark.frozen_clock
 def test_expire_replaces_existing_ttl(kv):
     with freeze_time(START) as frozen:
         kv.set("k", 1, ttl_ms=1000)
@@ -210,6 +217,7 @@ def test_expire_keeps_value(kv):
     assert kv.get("k") == {"a": 1}
 
 
+@pytest.mark.frozen_clock
 def test_persist_then_time_passes(kv):
     with freeze_time(START) as frozen:
         kv.set("k", 1, ttl_ms=500)
@@ -283,6 +291,7 @@ def test_wrong_type_error_is_type_error():
     assert issubclass(jexkv.WrongTypeError, TypeError)
 
 
+@pytest.mark.frozen_clock
 def test_incr_ttl_applies_when_creating(kv):
     with freeze_time(START) as frozen:
         assert kv.incr("n", ttl_ms=1000) == 1
@@ -302,6 +311,7 @@ def test_incr_ttl_ignored_on_existing_key_without_ttl(kv):
     assert kv.ttl_ms("n") == -1
 
 
+@pytest.mark.frozen_clock
 def test_incr_keeps_existing_ttl(kv):
     with freeze_time(START) as frozen:
         kv.set("n", 1, ttl_ms=1000)
@@ -349,6 +359,7 @@ def test_set_many_without_ttl(kv):
     assert kv.ttl_ms("b") == -1
 
 
+@pytest.mark.frozen_clock
 def test_set_many_with_ttl(kv):
     with freeze_time(START) as frozen:
         kv.set_many({"a": 1, "b": 2}, ttl_ms=1000)
@@ -360,6 +371,7 @@ def test_set_many_with_ttl(kv):
         assert kv.get_many(["a", "b"]) == {}
 
 
+@pytest.mark.frozen_clock
 def test_set_many_overwrites_and_clears_ttl(kv):
     with freeze_time(START) as frozen:
         kv.set("a", 0, ttl_ms=1000)
@@ -688,6 +700,7 @@ EXPIRY_CHECKS = {
 }
 
 
+@pytest.mark.frozen_clock
 @pytest.mark.parametrize("name", list(EXPIRY_CHECKS))
 def test_live_one_ms_before_ttl(kv, name):
     op, before, _ = EXPIRY_CHECKS[name]
@@ -697,6 +710,7 @@ def test_live_one_ms_before_ttl(kv, name):
         assert op(kv) == before
 
 
+@pytest.mark.frozen_clock
 @pytest.mark.parametrize("name", list(EXPIRY_CHECKS))
 def test_gone_at_exactly_ttl(kv, name):
     op, _, after = EXPIRY_CHECKS[name]
@@ -706,6 +720,7 @@ def test_gone_at_exactly_ttl(kv, name):
         assert op(kv) == after
 
 
+@pytest.mark.frozen_clock
 def test_expired_key_stays_gone_for_every_reader(kv):
     with freeze_time(START) as frozen:
         kv.set("k", 7, ttl_ms=TTL)
@@ -719,6 +734,7 @@ def test_expired_key_stays_gone_for_every_reader(kv):
         assert kv.delete("k", "live") == 1
 
 
+@pytest.mark.frozen_clock
 def test_set_after_expiry_starts_fresh(kv):
     with freeze_time(START) as frozen:
         kv.set("k", 7, ttl_ms=TTL)
@@ -728,6 +744,7 @@ def test_set_after_expiry_starts_fresh(kv):
         assert kv.get("k") == 8
 
 
+@pytest.mark.frozen_clock
 def test_incr_on_expired_key_restarts_with_new_ttl(kv):
     with freeze_time(START) as frozen:
         kv.set("n", 5, ttl_ms=TTL)
@@ -740,6 +757,7 @@ def test_incr_on_expired_key_restarts_with_new_ttl(kv):
         assert kv.exists("n") is False
 
 
+@pytest.mark.frozen_clock
 def test_incr_on_expired_key_without_ttl_has_no_expiry(kv):
     with freeze_time(START) as frozen:
         kv.set("n", 5, ttl_ms=TTL)
@@ -748,6 +766,7 @@ def test_incr_on_expired_key_without_ttl_has_no_expiry(kv):
         assert kv.ttl_ms("n") == -1
 
 
+@pytest.mark.frozen_clock
 def test_expiry_seen_by_another_store_on_same_backend(kv, open_kv_on_same_backend):
     other = open_kv_on_same_backend()
     with freeze_time(START) as frozen:
@@ -1107,3 +1126,19 @@ def test_open_kv_without_url_or_env_uses_private_memory(monkeypatch, tmp_path):
 
 def test_open_kv_returns_kvstore(kv):
     assert isinstance(kv, jexkv.KVStore)
+
+
+def test_keys_expire_in_real_time(kv):
+    # The same rules as the frozen-clock tests, on the real clock (servers keep their own).
+    kv.set("short", 1, ttl_ms=60)
+    kv.set("counter", 1, ttl_ms=60)
+    kv.set("stays", 2, ttl_ms=60_000)
+    assert kv.exists("short") and 0 < kv.ttl_ms("short") <= 60
+    assert wait_for(lambda: not kv.exists("short"), timeout=5)
+    assert kv.get("short") is None
+    assert kv.ttl_ms("short") == -2
+    assert kv.pop("short", "gone") == "gone"
+    assert sorted(kv.keys()) == ["stays"]
+    assert wait_for(lambda: not kv.exists("counter"), timeout=5)
+    assert kv.incr("counter") == 1
+    assert kv.ttl_ms("counter") == -1

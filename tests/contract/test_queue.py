@@ -1099,15 +1099,15 @@ def test_bad_option_values_raise_config_error(open_queue_on_same_backend, option
         open_queue_on_same_backend(**options)
 
 
-def test_options_from_query_string_and_keywords_win(kv_url):
-    kept = jexkv.open_queue(kv_url + "?keep_completed=3")
+def test_options_from_query_string_and_keywords_win(queue_url):
+    kept = jexkv.open_queue(queue_url + "?keep_completed=3")
     try:
         kept.register_worker(QUEUE, Recorder())
         job = kept.enqueue(QUEUE, "task", None)
         assert wait_for(lambda: state_of(kept, job.id) == "completed")
     finally:
         close_within(kept)
-    not_kept = jexkv.open_queue(kv_url + "?keep_completed=3", keep_completed=0)
+    not_kept = jexkv.open_queue(queue_url + "?keep_completed=3", keep_completed=0)
     try:
         rec = Recorder()
         not_kept.register_worker("other", rec)
@@ -1279,9 +1279,9 @@ def test_closing_one_queue_leaves_others_working(q, open_queue_on_same_backend):
     assert rec.wait(1)
 
 
-def test_close_stops_every_thread_it_started(kv_url):
+def test_close_stops_every_thread_it_started(queue_url):
     before = jexkv_threads()
-    queue = jexkv.open_queue(kv_url)
+    queue = jexkv.open_queue(queue_url)
     try:
         rec = Recorder()
         queue.register_worker(QUEUE, rec, concurrency=3)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import _started  # the plain server fixture lives there (contract tests too)
 from tests.redis_server import (
     AnyRedis,
-    ExternalRedis,
     FakeRedis,
     RedisServer,
     TlsUnavailable,
@@ -18,27 +17,6 @@ from tests.redis_server import (
 AUTH_PASSWORD = "jexkv-Requirepass-7c1f"
 ACL_USER = "alice"
 ACL_PASSWORD = "jexkv-Alice-Pass-93be"
-
-
-def _started(server: RedisServer) -> RedisServer:
-    try:
-        server.start()
-    except BaseException:
-        server.cleanup()
-        raise
-    return server
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[AnyRedis]:
-    """The plain server: JEXKV_REDIS_URL when set, else a redis-server started here."""
-    url = os.environ.get("JEXKV_REDIS_URL")
-    if url:
-        yield ExternalRedis(url)
-        return
-    server = _started(RedisServer())
-    yield server
-    server.cleanup()
 
 
 @pytest.fixture(scope="session")

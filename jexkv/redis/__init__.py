@@ -1,0 +1,1 @@
+"""Adapters over a Redis server, on jexkv's own client (jexkv.resp)."""
