@@ -15,9 +15,11 @@ of the same keys and values, both measured with tracemalloc as everything still 
 the build (keys, values, containers, bookkeeping).
 """
 
+import contextlib
 import gc
 import json
 import os
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -25,6 +27,7 @@ import time
 import tracemalloc
 
 import _report  # found in benchmarks/; puts the repo root first on sys.path
+from _redis import HOST, RedisServer
 
 import jexkv
 
@@ -213,15 +216,68 @@ class RawSQLiteIndexed(RawSQLite):
         self.db.execute("CREATE INDEX kv_expires_at ON kv(expires_at) WHERE expires_at IS NOT NULL")
 
 
+REDIS = {"port": None}  # the port of the redis-server main() starts, when there is one
+
+
+class JexkvRedis(JexkvStore):
+    name = "jexkv redis://"
+    needs_server = True
+
+    def __init__(self, directory):
+        super().__init__(f"redis://{HOST}:{REDIS['port']}/0")
+        self.kv.clear()
+
+
+class RedisPyJSON:
+    """redis-py doing the same work: JSON text under the key, SET with PX, GET and decode."""
+
+    name = "redis-py (JSON, SET PX)"
+    requires = "redis"
+    needs_server = True
+
+    def __init__(self, directory):
+        import redis
+
+        self.r = redis.Redis(host=HOST, port=REDIS["port"], db=1)
+        self.r.flushdb()
+
+    def sets(self, keys, values):
+        set_, dumps = self.r.set, json.dumps
+        for key, value in zip(keys, values):
+            set_(key, dumps(value), px=TTL_MS)
+
+    def gets(self, keys):
+        get, loads = self.r.get, json.loads
+        for key in keys:
+            raw = get(key)
+            if raw is not None:
+                loads(raw)
+
+    def get(self, key):
+        raw = self.r.get(key)
+        return None if raw is None else json.loads(raw)
+
+    def close(self):
+        self.r.close()
+
+
 CONTENDERS = [
     JexkvMemory,
     JexkvSQLite,
+    JexkvRedis,
     CachetoolsTTL,
     Diskcache,
     RawSQLite,
     RawSQLiteIndexed,
+    RedisPyJSON,
     DictLock,
 ]
+
+
+def missing(contender):
+    if getattr(contender, "needs_server", False) and REDIS["port"] is None:
+        return "redis-server is not on PATH"
+    return _report.missing_module(contender)
 
 
 def timed(fn, *args):
@@ -235,7 +291,7 @@ def run_throughput(n, rounds):
     """{name: (set ops/s, get ops/s)} for the contenders that ran, {name: note} for the others."""
     keys, values = make_items(n)
     checks = sorted({0, n // 2, n - 1})
-    runnable, skipped = _report.split_runnable(CONTENDERS)
+    runnable, skipped = _report.split_runnable(CONTENDERS, missing)
     best = {c.name: [float("inf"), float("inf")] for c in runnable}
     for round_no in range(rounds):
         for contender in runnable:
@@ -331,6 +387,14 @@ def report(n, rounds, results, skipped, memory, mem_n, command):
         value = ratio(results, a, b, column)
         ratios.append(_report.ratio_line(label, value, target, missing=why))
 
+    for column, what in ((SET, "set"), (GET, "get")):
+        versus = ratio(results, JexkvRedis.name, RedisPyJSON.name, column)
+        if versus is not None:
+            ratios.append(
+                f"- redis {what} / redis-py {what} (the same JSON values and TTL):"
+                f" {versus:.2f}x (no target)"
+            )
+
     indexed = ratio(results, sql, RawSQLiteIndexed.name, SET)
     if indexed is not None:
         ratios.append(
@@ -387,7 +451,11 @@ def main(argv=None):
     rounds = 3
 
     print(f"kv benchmark: {n:,} set + {n:,} get, best of {rounds}", flush=True)
-    results, skipped = run_throughput(n, rounds)
+    with contextlib.ExitStack() as stack:
+        if shutil.which("redis-server"):
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="jexkv-bench-"))
+            REDIS["port"] = stack.enter_context(RedisServer(folder)).port
+        results, skipped = run_throughput(n, rounds)
     print(f"memory: {mem_n:,} live keys", flush=True)
     memory = run_memory(mem_n)
     body = report(n, rounds, results, skipped, memory, mem_n, _report.command_line("kv.py"))

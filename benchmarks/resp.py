@@ -22,14 +22,13 @@ not installed is skipped with a note.
 import csv
 import gc
 import io
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 
 import _report  # found in benchmarks/; puts the repo root first on sys.path
+from _redis import HOST, RedisServer
 
 import jexkv
 
@@ -38,86 +37,7 @@ PIPELINE = 100
 PIPE_FACTOR = 5  # pipelined phases run PIPE_FACTOR * n commands
 BENCH_PIPELINE = 16  # redis-benchmark -P
 BENCH_FACTOR = 10  # redis-benchmark -P runs BENCH_FACTOR * n requests per test
-HOST = "127.0.0.1"
 PHASES = ("set_one", "get_one", "set_pipe", "get_pipe")
-
-
-# The server.
-
-
-def free_port():
-    """A free TCP port on 127.0.0.1 that is not Redis's default 6379."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((HOST, 0))
-            port = s.getsockname()[1]
-        if port != 6379:
-            return port
-
-
-def ping(port, timeout=0.5):
-    """True when a Redis server answers PING on the port."""
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class RedisServer:
-    """A throwaway redis-server: ``with RedisServer(directory) as server: server.port``."""
-
-    def __init__(self, directory):
-        self.directory, self.port, self.process, self.log = directory, free_port(), None, None
-
-    def __enter__(self):
-        command = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            HOST,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            self.directory,
-        ]
-        self.log = open(os.path.join(self.directory, "redis.log"), "wb")
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 10
-            while not ping(self.port):
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"redis-server did not start on port {self.port}: {self.tail()}"
-                    )
-                time.sleep(0.05)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def tail(self):
-        self.log.flush()
-        with open(self.log.name, "rb") as f:
-            return f.read()[-2000:].decode("utf-8", "replace")
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.log is not None:
-            self.log.close()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def tool_version(command):
