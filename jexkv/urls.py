@@ -39,6 +39,19 @@ _KIND: dict[str, dict[str, _Spec]] = {
         "max_stalls": _COUNT,
     },
 }
+# Options of jexkv's Redis client (jexkv.resp.url), on every Redis adapter.
+_REDIS_CLIENT: dict[str, _Spec] = {
+    "connect_timeout_ms": _POSITIVE,
+    "socket_timeout_ms": _POSITIVE,
+    "max_connections": _POSITIVE,
+    "retries": _COUNT,
+    "client_name": str,
+    "db": _COUNT,
+    "ssl_ca_file": str,
+    "ssl_cert_file": str,
+    "ssl_key_file": str,
+    "ssl_check_hostname": str,
+}
 _ADAPTER: dict[tuple[str, str], dict[str, _Spec]] = {
     ("kv", "memory"): {"purge_interval_ms": _POSITIVE},
     ("kv", "sqlite"): {
@@ -46,20 +59,10 @@ _ADAPTER: dict[tuple[str, str], dict[str, _Spec]] = {
         "vacuum_batch": _POSITIVE,
         "busy_timeout_ms": _POSITIVE,
     },
-    ("kv", "redis"): {
-        "connect_timeout_ms": _POSITIVE,
-        "socket_timeout_ms": _POSITIVE,
-        "max_connections": _POSITIVE,
-        "retries": _COUNT,
-        "client_name": str,
-        "db": _COUNT,
-        "ssl_ca_file": str,
-        "ssl_cert_file": str,
-        "ssl_key_file": str,
-        "ssl_check_hostname": str,
-    },
+    ("kv", "redis"): _REDIS_CLIENT,
     ("queue", "memory"): {},
     ("queue", "sqlite"): {"busy_timeout_ms": _POSITIVE},
+    ("queue", "redis"): {**_REDIS_CLIENT, "prefix": str},
 }
 # The URL schemes of each adapter.
 _SCHEMES = {"memory": "memory", "sqlite": "sqlite", "redis": "redis", "rediss": "redis",
@@ -203,9 +206,18 @@ _KV_FACTORIES: dict[str, Callable[[str, dict[str, Any]], KVStore]] = {
     "sqlite": _sqlite_kv,
     "redis": _redis_kv,
 }
+
+
+def _redis_queue(location: str, options: dict[str, Any]) -> TaskQueue:
+    from jexkv.redis.queue import open_redis_queue
+
+    return open_redis_queue(location, options)
+
+
 _QUEUE_FACTORIES: dict[str, Callable[[str, dict[str, Any]], TaskQueue]] = {
     "memory": _memory_queue,
     "sqlite": _sqlite_queue,
+    "redis": _redis_queue,
 }
 
 

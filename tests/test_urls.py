@@ -159,9 +159,14 @@ def test_config_errors_name_the_part_and_create_nothing(
 @pytest.mark.parametrize(
     "url", ["redis://localhost:1/0", "rediss://u:pw@localhost:1/1", "unix:///tmp/r.sock?db=2"]
 )
-def test_redis_queue_urls_say_not_available_yet(url: str) -> None:
-    with pytest.raises(jexkv.ConfigError, match="not available yet"):
-        jexkv.open_queue(url)
+def test_redis_queue_urls_open_without_connecting(url: str) -> None:
+    with jexkv.open_queue(url, prefix="app", lease_ms=5000) as q:
+        assert "Redis" in repr(q)
+
+
+def test_redis_queue_refuses_a_bad_prefix() -> None:
+    with pytest.raises(jexkv.ConfigError, match="prefix"):
+        jexkv.open_queue("redis://localhost:1/0", prefix="")
 
 
 def test_redis_kv_urls_open_without_connecting_and_hide_the_password() -> None:

@@ -25,7 +25,7 @@ SERVER_ADAPTERS: dict[str, Callable[[object], str]] = {
 # Adapters that read the server's clock: freezegun cannot move their time.
 SERVER_CLOCK = {"redis"}
 KV_ADAPTERS = [*ADAPTERS, *SERVER_ADAPTERS]
-QUEUE_ADAPTERS = [*ADAPTERS]  # the Redis queue adapter comes with the BullMQ layout
+QUEUE_ADAPTERS = [*ADAPTERS, *SERVER_ADAPTERS]
 
 
 def _url(request, tmp_path, unique_name) -> str:

@@ -1,0 +1,29 @@
+--[[ fail: ARGV[3] = id, ARGV[4] = token, ARGV[5] = error text, ARGV[6] = traceback text,
+ARGV[7] = retry at (ms; -1: dead), ARGV[8] = dead jobs to keep (-1: all).
+Returns 1, or 0 when the job was no longer held with that token. ]]
+local id, token, reason, trace = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local retry_at, keep_dead = tonumber(ARGV[7]), tonumber(ARGV[8])
+local key = PREFIX .. id
+if not release_lock(id, key, token) then return 0 end
+local ok, traces = pcall(cjson.decode, rcall("HGET", key, "stacktrace") or "[]")
+if not ok or type(traces) ~= "table" then traces = {} end
+traces[#traces + 1] = trace
+while #traces > TRACES_KEPT do table.remove(traces, 1) end
+rcall("HSET", key, "failedReason", reason, "stacktrace", cjson.encode(traces))
+trim_events()
+if retry_at < 0 then
+  bury(id, key, reason, keep_dead)
+  if keep_dead > 0 then trim_finished(K_FAILED, keep_dead) end
+  return 1
+end
+rcall("HINCRBY", key, "atm", 1)
+if retry_at > NOW then
+  rcall("HSET", key, "delay", retry_at - NOW)
+  add_delayed(id, retry_at)
+  emit("delayed", "jobId", id, "delay", retry_at)
+else
+  local priority = tonumber(rcall("HGET", key, "priority")) or 0
+  push_ready(id, priority, paused_or_full(), "LPUSH")
+  emit("waiting", "jobId", id, "prev", "active")
+end
+return 1

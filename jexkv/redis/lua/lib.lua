@@ -1,0 +1,218 @@
+--[[ jexkv's BullMQ v6 layout: the functions every queue script shares.
+
+The loader (jexkv/redis/scripts.py) puts this file in front of each script. Every script gets
+the queue's fourteen keys in this order, and ARGV[1] = the job key prefix "<prefix>:<queue>:",
+ARGV[2] = now in ms (the caller's clock, as BullMQ's timestamps are). Job keys are built from
+the prefix, as BullMQ builds them: in a Redis Cluster the prefix carries the hash tag.
+]]
+local rcall = redis.call
+local K_WAIT, K_ACTIVE, K_PRIO, K_PC, K_DELAYED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_COMPLETED, K_FAILED, K_STALLED, K_CHECK = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_ID, K_META, K_EVENTS, K_MARKER, K_LIMITER = KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
+local PREFIX = ARGV[1]
+local NOW = tonumber(ARGV[2])
+local DUE_LIMIT = (NOW + 1) * 4096 -- delayed scores below this are due
+local TRACES_KEPT = 10 -- stack traces kept per job, newest last
+
+local function emit(...)
+  rcall("XADD", K_EVENTS, "*", "event", ...)
+end
+
+local function trim_events()
+  local most = rcall("HGET", K_META, "opts.maxLenEvents")
+  if not most then
+    most = 10000
+    rcall("HSET", K_META, "opts.maxLenEvents", most)
+  end
+  rcall("XTRIM", K_EVENTS, "MAXLEN", "~", most)
+end
+
+-- Paused, or as many jobs active as meta.concurrency allows: fetch nothing, mark nothing.
+local function paused_or_full()
+  local meta = rcall("HMGET", K_META, "paused", "concurrency")
+  if meta[1] then return true end
+  if meta[2] then return rcall("LLEN", K_ACTIVE) >= tonumber(meta[2]) end
+  return false
+end
+
+local function mark_ready(held)
+  if not held then rcall("ZADD", K_MARKER, 0, "0") end
+end
+
+-- The marker's "1" member carries the next delayed due time.
+local function mark_next_delayed()
+  local first = rcall("ZRANGE", K_DELAYED, 0, 0, "WITHSCORES")
+  if first[2] then rcall("ZADD", K_MARKER, math.floor(tonumber(first[2]) / 4096), "1") end
+end
+
+local function next_due()
+  local first = rcall("ZRANGE", K_DELAYED, 0, 0, "WITHSCORES")
+  if first[2] then return math.floor(tonumber(first[2]) / 4096) end
+  return 0
+end
+
+local function priority_score(priority)
+  return priority * 4294967296 + rcall("INCR", K_PC) % 4294967296
+end
+
+local function push_ready(id, priority, held, push)
+  if priority == 0 then
+    rcall(push, K_WAIT, id)
+  else
+    rcall("ZADD", K_PRIO, priority_score(priority), id)
+  end
+  mark_ready(held)
+end
+
+-- due * 4096 + a per-millisecond sequence: first in, first out within one millisecond.
+local function add_delayed(id, due)
+  local low, high = due * 4096, due * 4096 + 4095
+  local last = rcall("ZREVRANGEBYSCORE", K_DELAYED, high, low, "WITHSCORES", "LIMIT", 0, 1)
+  local score = low
+  if last[2] then score = math.min(tonumber(last[2]) + 1, high) end
+  rcall("ZADD", K_DELAYED, score, id)
+  mark_next_delayed()
+end
+
+-- Due delayed jobs become ready, oldest due first (up to 1000 per call).
+local function promote(held)
+  local ids = rcall("ZRANGEBYSCORE", K_DELAYED, 0, DUE_LIMIT - 1, "LIMIT", 0, 1000)
+  if #ids == 0 then return end
+  rcall("ZREM", K_DELAYED, unpack(ids))
+  for _, id in ipairs(ids) do
+    local key = PREFIX .. id
+    local priority = tonumber(rcall("HGET", key, "priority")) or 0
+    if priority == 0 then
+      rcall("LPUSH", K_WAIT, id)
+    else
+      rcall("ZADD", K_PRIO, priority_score(priority), id)
+    end
+    rcall("HSET", key, "delay", 0)
+    emit("waiting", "jobId", id, "prev", "delayed")
+  end
+  mark_ready(held)
+end
+
+-- Keep the newest `keep` members of a finished set (-1: all), deleting the others' jobs.
+local function trim_finished(set, keep)
+  if keep < 0 then return end
+  local old = rcall("ZREVRANGE", set, keep, -1)
+  for _, id in ipairs(old) do
+    local key = PREFIX .. id
+    rcall("DEL", key, key .. ":logs", key .. ":lock")
+  end
+  if #old > 0 then rcall("ZREMRANGEBYRANK", set, 0, -(keep + 1)) end
+end
+
+-- The lock check of every step that finishes a job: held with `token`, or (the lease ran out
+-- but nobody took the job since) unlocked and still active. Frees the lock when held.
+local function release_lock(id, key, token)
+  local lock = rcall("GET", key .. ":lock")
+  if lock == token or (not lock and rcall("LPOS", K_ACTIVE, id)) then
+    if rcall("LREM", K_ACTIVE, -1, id) == 0 then return false end
+    if lock then rcall("DEL", key .. ":lock") end
+    rcall("SREM", K_STALLED, id)
+    return true
+  end
+  return false
+end
+
+local function attempts_of(key)
+  local ok, opts = pcall(cjson.decode, rcall("HGET", key, "opts") or "{}")
+  if ok and type(opts) == "table" and tonumber(opts["attempts"]) then
+    return tonumber(opts["attempts"])
+  end
+  return 1
+end
+
+-- Move an active job (lock already released) to the dead-letter set `failed`.
+local function bury(id, key, reason, keep_dead)
+  local made = rcall("HINCRBY", key, "atm", 1)
+  rcall("HDEL", key, "defa")
+  if keep_dead == 0 then
+    rcall("DEL", key, key .. ":logs")
+  else
+    rcall("ZADD", K_FAILED, NOW, id)
+    rcall("HSET", key, "failedReason", reason, "finishedOn", NOW)
+  end
+  emit("failed", "jobId", id, "failedReason", reason, "prev", "active")
+  if made >= attempts_of(key) then
+    emit("retries-exhausted", "jobId", id, "attemptsMade", made)
+  end
+end
+
+-- Claim up to `limit` ready jobs for `token`: {next delayed due (0: none), id, hash, ...}.
+-- A job the stalled check condemned (defa) is failed here at once, as BullMQ's worker does.
+local function fetch(limit, token, lease, name, keep_dead)
+  local meta = rcall("HMGET", K_META, "paused", "concurrency", "max", "duration")
+  local held = meta[1] ~= false
+  promote(held)
+  local out = {0}
+  if held then return out end
+  if meta[2] then limit = math.min(limit, tonumber(meta[2]) - rcall("LLEN", K_ACTIVE)) end
+  local rate_max = tonumber(meta[3])
+  if rate_max then
+    local used = tonumber(rcall("GET", K_LIMITER) or "0")
+    if used >= rate_max then
+      out[1] = NOW + math.max(rcall("PTTL", K_LIMITER), 1)
+      return out
+    end
+    limit = math.min(limit, rate_max - used)
+  end
+  local taken, buried = 0, false
+  while taken < limit do
+    local id = rcall("RPOPLPUSH", K_WAIT, K_ACTIVE)
+    if not id then
+      local top = rcall("ZPOPMIN", K_PRIO)
+      if #top == 0 then
+        rcall("DEL", K_PC)
+        break
+      end
+      id = top[1]
+      rcall("LPUSH", K_ACTIVE, id)
+    end
+    local key = PREFIX .. id
+    local defa = rcall("HGET", key, "defa")
+    if rcall("EXISTS", key) == 0 then
+      rcall("LREM", K_ACTIVE, -1, id) -- removed by someone else meanwhile
+    elseif defa then
+      rcall("LREM", K_ACTIVE, -1, id)
+      bury(id, key, defa, keep_dead)
+      buried = true
+    else
+      if rate_max and rcall("INCR", K_LIMITER) == 1 then
+        rcall("PEXPIRE", K_LIMITER, math.floor(tonumber(meta[4]) or 1000))
+      end
+      rcall("SET", key .. ":lock", token, "PX", lease)
+      rcall("HSET", key, "processedOn", NOW, "pb", name)
+      rcall("HINCRBY", key, "ats", 1)
+      emit("active", "jobId", id, "prev", "waiting")
+      out[#out + 1] = id
+      out[#out + 1] = rcall("HGETALL", key)
+      taken = taken + 1
+    end
+  end
+  if buried and keep_dead > 0 then trim_finished(K_FAILED, keep_dead) end
+  if rcall("LLEN", K_WAIT) > 0 or rcall("ZCARD", K_PRIO) > 0 then
+    mark_ready(false) -- more is ready: wake another idle worker
+  end
+  out[1] = next_due()
+  return out
+end
+
+-- A job's state for jexkv: waiting, delayed, active, completed, dead (or unknown).
+local function state_of(id)
+  if rcall("ZSCORE", K_COMPLETED, id) then return "completed" end
+  if rcall("ZSCORE", K_FAILED, id) then return "dead" end
+  local score = rcall("ZSCORE", K_DELAYED, id)
+  if score then
+    if tonumber(score) < DUE_LIMIT then return "waiting" end
+    return "delayed"
+  end
+  if rcall("ZSCORE", K_PRIO, id) then return "waiting" end
+  if rcall("LPOS", K_ACTIVE, id) then return "active" end
+  if rcall("LPOS", K_WAIT, id) then return "waiting" end
+  return "unknown"
+end
+
+-- ---------------------------------------------------------------------------------------

@@ -1,0 +1,355 @@
+"""RedisQueueBackend: the queue steps on Redis, in BullMQ v6's data layout.
+
+Rules:
+* Every step is one Lua script (jexkv/redis/lua), so it is atomic on the server; steps that
+  finish a job check its lock token, so a worker that lost its lease cannot finish it twice.
+* The keys, types and fields are BullMQ's (BULLMQ-LAYOUT.md), so Node BullMQ workers, queues
+  and Bull Board share these queues; timestamps come from the caller's clock, as BullMQ's do.
+* An idle process never polls: one thread per queue blocks on the queue's marker
+  (``BZPOPMIN``) on a connection of its own, named as BullMQ names its workers'; the other idle
+  threads of that queue wait on a condition the blocking thread signals.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from jexkv.clock import now_ms
+from jexkv.codec import decode
+from jexkv.contracts import Claim
+from jexkv.errors import BackendError, ConfigError
+from jexkv.jobs import STATES, Backoff, Job, NewJob, job_from
+from jexkv.redis.job_hash import hash_to_job, new_job_opts
+from jexkv.redis.scripts import load_scripts, queue_keys
+from jexkv.resp import Redis, ServerError
+from jexkv.resp.connection import Connection
+from jexkv.resp.protocol import ErrorReply
+from jexkv.taskqueue import JobQueue
+
+__all__ = ["RedisQueueBackend", "open_redis_queue"]
+
+log = logging.getLogger("jexkv")
+
+MAX_PRIORITY = 2**21  # BullMQ's limit: priority * 2**32 + counter must stay exact in a double
+_MAX_DUE_MS = 2**53 // 4096 - 1  # delayed scores are due * 4096 + seq, exact in a double
+_BATCH = 1000  # what retry_dead / purge_dead move per script call
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _Waiter:
+    """The idle threads of one queue in this process: one blocks on the marker, others wait."""
+
+    def __init__(self, client: Redis, marker: str, name: str) -> None:
+        self.client, self.marker, self.name = client, marker, name
+        self.cond = threading.Condition()
+        self.blocking = False
+        self.conn: Connection | None = None
+        self.conn_id: int | None = None
+
+    def wait(self, deadline: float, stop: threading.Event) -> None:
+        with self.cond:
+            if self.blocking:  # another thread watches Redis and wakes us
+                self.cond.wait(max(0.0, deadline - time.monotonic()))
+                return
+            self.blocking = True
+        try:
+            seconds = deadline - time.monotonic()
+            if seconds >= 0.001 and not stop.is_set():
+                self._block(seconds)
+        finally:
+            with self.cond:
+                self.blocking = False
+                self.cond.notify_all()
+
+    def _block(self, seconds: float) -> None:
+        conn = self.conn
+        if conn is None or not conn.is_connected or conn.pid != os.getpid():
+            conn = self.client.new_connection(client_name=self.name)
+            conn.connect()
+            self.conn_id = int(conn.execute("CLIENT", "ID"))
+            self.conn = conn
+        try:
+            reply = conn.execute(
+                "BZPOPMIN", self.marker, f"{seconds:.3f}", timeout=seconds + conn.socket_timeout
+            )
+        except BaseException:
+            self.conn = self.conn_id = None
+            conn.close()
+            raise
+        if isinstance(reply, ErrorReply):
+            raise BackendError(f"waiting on {self.marker} failed: {reply}")
+
+    def notify(self) -> None:
+        """Wake every idle thread of this queue, also one blocked in Redis."""
+        with self.cond:
+            self.cond.notify_all()
+            conn_id = self.conn_id if self.blocking else None
+        if conn_id is not None:
+            try:
+                self.client.execute_command("CLIENT", "UNBLOCK", conn_id)
+            except BackendError:
+                pass  # it returns by its own timeout then
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+class RedisQueueBackend:
+    def __init__(self, client: Redis, *, prefix: str = "bull", namespace: str = "") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._ns = namespace
+        self._scripts = load_scripts(client)
+        self._keys: dict[str, tuple[list[str], str]] = {}
+        self._waiters: dict[str, _Waiter] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._policy_checked = False
+        self._worker_name = f"jexkv:{socket.gethostname()}:{os.getpid()}"
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _queue(self, queue: str) -> tuple[list[str], str]:
+        found = self._keys.get(queue)
+        if found is None:
+            base = f"{self._prefix}:{self._ns}{queue}"
+            found = self._keys[queue] = (queue_keys(base), base + ":")
+        return found
+
+    def _run(self, script: str, queue: str, *args: Any, now: int | None = None) -> Any:
+        if not self._policy_checked:
+            self._check_policy()
+        keys, job_prefix = self._queue(queue)
+        return self._scripts[script](keys, (job_prefix, now_ms() if now is None else now, *args))
+
+    def _check_policy(self) -> None:
+        """Warn once when the server may evict keys: an evicting Redis silently loses jobs."""
+        self._policy_checked = True
+        try:
+            reply = self._client.execute_command("CONFIG", "GET", "maxmemory-policy")
+        except ServerError:
+            return  # CONFIG is disabled on this server (ACLs, a managed service)
+        if isinstance(reply, dict):
+            values = list(reply.values())
+        else:
+            values = list(reply)[1::2]
+        policy = _text(values[0]) if values else "noeviction"
+        if policy != "noeviction":
+            log.warning(
+                "jexkv: %r has maxmemory-policy %s; set it to noeviction, or Redis may "
+                "evict queued jobs when it runs out of memory",
+                self._client,
+                policy,
+            )
+
+    def _claims(self, queue: str, reply: list[Any], token: str) -> list[Claim]:
+        due = int(reply[0])
+        self._local.next_due = due or None
+        return [
+            (hash_to_job(queue, _text(reply[i]), reply[i + 1], "active"), token)
+            for i in range(1, len(reply), 2)
+        ]
+
+    def _waiter(self, queue: str) -> _Waiter:
+        waiter = self._waiters.get(queue)
+        if waiter is None:
+            with self._lock:
+                waiter = self._waiters.get(queue)
+                if waiter is None:
+                    keys, _ = self._queue(queue)
+                    encoded = base64.b64encode((self._ns + queue).encode()).decode()
+                    name = f"{self._prefix}:{encoded}"  # as BullMQ names its workers
+                    waiter = self._waiters[queue] = _Waiter(self._client, keys[12], name)
+        return waiter
+
+    # -- adding and fetching -----------------------------------------------------------
+
+    def add(self, queue: str, jobs: Sequence[NewJob]) -> list[Job]:
+        now = now_ms()
+        args: list[Any] = [len(jobs)]
+        for new in jobs:
+            if new.priority > MAX_PRIORITY:
+                raise ValueError(
+                    f"priority must be <= {MAX_PRIORITY} on Redis (BullMQ's limit), "
+                    f"got {new.priority}"
+                )
+            if now + new.delay_ms > _MAX_DUE_MS:
+                raise ValueError(f"delay_ms {new.delay_ms} is too far ahead for BullMQ's layout")
+            opts = new_job_opts(new.attempts, new.backoff, new.priority, new.delay_ms, new.job_id)
+            args += (new.job_id or "", new.name, new.payload, opts, new.delay_ms, new.priority)
+        reply = self._run("add", queue, *args, now=now)
+        added = []
+        for new, row in zip(jobs, reply):
+            job_id = _text(row[0])
+            if len(row) > 1:  # kept already: that job, as it is
+                added.append(hash_to_job(queue, job_id, row[2], _text(row[1])))
+                continue
+            added.append(
+                job_from(
+                    job_id,
+                    queue,
+                    new.name,
+                    decode(new.payload),
+                    new.attempts,
+                    0,
+                    new.priority,
+                    now,
+                    "delayed" if new.delay_ms else "waiting",
+                    None,
+                    None,
+                    now + new.delay_ms,
+                    None,
+                    0,
+                    Backoff.from_dict(new.backoff),
+                    None,
+                    None,
+                )  # fmt: skip
+            )
+        return added
+
+    def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
+        token = uuid.uuid4().hex
+        reply = self._run("fetch", queue, limit, token, lease_ms, self._worker_name, -1)
+        return self._claims(queue, reply, token)
+
+    def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
+        deadline = time.monotonic() + timeout_s
+        due = getattr(self._local, "next_due", None)
+        if due is not None:  # wake on time for the next delayed job
+            deadline = min(deadline, time.monotonic() + max(0, due - now_ms()) / 1000.0)
+        self._waiter(queue).wait(deadline, stop)
+
+    def notify(self, queue: str) -> None:
+        waiter = self._waiters.get(queue)
+        if waiter is not None:
+            waiter.notify()
+
+    # -- finishing ---------------------------------------------------------------------
+
+    def complete(
+        self,
+        queue: str,
+        done: Sequence[tuple[str, str, str]],
+        keep: int,
+        next_lease_ms: int,
+        next_limit: int,
+    ) -> tuple[list[str], list[Claim]]:
+        token = uuid.uuid4().hex
+        args: list[Any] = [keep, len(done)]
+        for entry in done:
+            args += entry
+        args += (next_limit, token, next_lease_ms, self._worker_name, -1)
+        lost, claimed = self._run("complete", queue, *args)
+        return [_text(job_id) for job_id in lost], self._claims(queue, claimed, token)
+
+    def release(self, queue: str, held: Sequence[tuple[str, str]]) -> None:
+        if held:
+            self._run("release", queue, *(part for pair in held for part in pair))
+
+    def fail(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        error: str,
+        traceback: str,
+        retry_at_ms: int | None,
+        keep_dead: int | None,
+    ) -> bool:
+        retry = -1 if retry_at_ms is None else retry_at_ms
+        keep = -1 if keep_dead is None else keep_dead
+        return bool(self._run("fail", queue, job_id, token, error, traceback, retry, keep))
+
+    def extend(self, queue: str, held: Sequence[tuple[str, str]], lease_ms: int) -> list[str]:
+        args = (part for pair in held for part in pair)
+        return [_text(job_id) for job_id in self._run("extend", queue, lease_ms, *args)]
+
+    def recover_stalled(
+        self, queue: str, max_stalls: int, interval_ms: int, keep_dead: int | None
+    ) -> int:
+        # Jobs past max_stalls are failed by whoever fetches them next (BullMQ's way),
+        # and kept by that worker's keep_dead.
+        return int(self._run("stalled", queue, interval_ms, max_stalls))
+
+    # -- inspection and repair ---------------------------------------------------------
+
+    def get(self, queue: str, job_id: str) -> Job | None:
+        reply = self._run("get", queue, job_id)
+        if reply is None:
+            return None
+        return hash_to_job(queue, job_id, reply[1], _text(reply[0]))
+
+    def counts(self, queue: str) -> dict[str, int]:
+        wait, prioritized, due, delayed, active, completed, dead, _ = self._run("counts", queue)
+        counted = (wait + prioritized + due, delayed - due, active, completed, dead)
+        return dict(zip(STATES, counted))
+
+    def list_jobs(self, queue: str, state: str, limit: int) -> list[Job]:
+        if limit == 0:
+            return []
+        reply = self._run("list", queue, state, limit)
+        jobs = [
+            hash_to_job(queue, _text(reply[i]), reply[i + 1], state)
+            for i in range(0, len(reply), 2)
+        ]
+        if state == "waiting":  # wait, then prioritized and due delayed jobs by priority
+            jobs.sort(key=lambda job: job.priority)
+        return jobs[:limit]
+
+    def retry_dead(self, queue: str, job_id: str | None) -> int:
+        if job_id is not None:
+            return int(self._run("retry_dead", queue, job_id))
+        now, total = now_ms(), 0
+        while True:  # every job dead now; a job that dies again meanwhile waits for next time
+            moved = int(self._run("retry_dead", queue, "", now=now))
+            total += moved
+            if moved < _BATCH:
+                return total
+
+    def purge_dead(self, queue: str) -> int:
+        total = 0
+        while True:
+            removed = int(self._run("purge_dead", queue))
+            total += removed
+            if removed < _BATCH:
+                return total
+
+    def pause(self, queue: str, paused: bool) -> None:
+        self._run("pause", queue, "paused" if paused else "resumed")
+
+    def close(self) -> None:
+        with self._lock:
+            waiters = list(self._waiters.values())
+        for waiter in waiters:
+            waiter.close()
+        self._client.close()
+
+
+def open_redis_queue(location: str, options: dict[str, Any]) -> JobQueue:
+    """A task queue on Redis in BullMQ's layout; ``location`` is the Redis URL."""
+    from jexkv.resp.url import parse_redis_url
+
+    prefix = options.pop("prefix", "bull")
+    if not prefix or any(c in prefix for c in "\r\n "):
+        raise ConfigError(f"option 'prefix' must be a non-empty str without spaces, got {prefix!r}")
+    namespace = options.pop("namespace", "")
+    queue_options = {
+        name: options.pop(name)
+        for name in ("lease_ms", "keep_completed", "keep_dead", "max_stalls")
+        if name in options
+    }
+    client = Redis(**parse_redis_url(location, options))
+    backend = RedisQueueBackend(client, prefix=prefix, namespace=namespace)
+    return JobQueue(backend, description=repr(client), **queue_options)
