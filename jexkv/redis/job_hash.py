@@ -94,9 +94,19 @@ def _decode_result(raw: bytes) -> Any:
         return raw.decode()  # not JSON (written by another client): the text itself
 
 
+_PLAIN_OPTS: dict[int, str] = {}  # attempts -> the opts of a job with no other option
+
+
 def new_job_opts(attempts: int, backoff: dict[str, Any] | None, priority: int, delay: int,
                  job_id: str | None) -> str:  # fmt: skip
     """The ``opts`` field BullMQ's workers read for a job jexkv adds."""
+    if backoff is None and not priority and not delay and job_id is None:
+        plain = _PLAIN_OPTS.get(attempts)
+        if plain is None:
+            plain = _PLAIN_OPTS[attempts] = f'{{"attempts":{attempts}}}'
+            if len(_PLAIN_OPTS) > 64:
+                _PLAIN_OPTS.clear()
+        return plain
     opts: dict[str, Any] = {"attempts": attempts}
     if backoff is not None:
         opts["backoff"] = backoff

@@ -189,34 +189,32 @@ class RedisQueueBackend:
                 raise ValueError(f"delay_ms {new.delay_ms} is too far ahead for BullMQ's layout")
             opts = new_job_opts(new.attempts, new.backoff, new.priority, new.delay_ms, new.job_id)
             args += (new.job_id or "", new.name, new.payload, opts, new.delay_ms, new.priority)
-        reply = self._run("add", queue, *args, now=now)
-        added = []
-        for new, row in zip(jobs, reply):
-            job_id = _text(row[0])
-            if len(row) > 1:  # kept already: that job, as it is
-                added.append(hash_to_job(queue, job_id, row[2], _text(row[1])))
-                continue
-            added.append(
-                job_from(
-                    job_id,
-                    queue,
-                    new.name,
-                    decode(new.payload),
-                    new.attempts,
-                    0,
-                    new.priority,
-                    now,
-                    "delayed" if new.delay_ms else "waiting",
-                    None,
-                    None,
-                    now + new.delay_ms,
-                    None,
-                    0,
-                    Backoff.from_dict(new.backoff),
-                    None,
-                    None,
-                )  # fmt: skip
-            )
+        ids, kept = self._run("add", queue, *args, now=now)
+        added = [
+            job_from(
+                _text(job_id),
+                queue,
+                new.name,
+                decode(new.payload),
+                new.attempts,
+                0,
+                new.priority,
+                now,
+                "delayed" if new.delay_ms else "waiting",
+                None,
+                None,
+                now + new.delay_ms,
+                None,
+                0,
+                new.backoff and Backoff.from_dict(new.backoff),
+                None,
+                None,
+            )  # fmt: skip
+            for job_id, new in zip(ids, jobs)
+        ]
+        for i in range(0, len(kept), 3):  # kept already: that job, as it is
+            index = int(kept[i]) - 1
+            added[index] = hash_to_job(queue, added[index].id, kept[i + 2], _text(kept[i + 1]))
         return added
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:

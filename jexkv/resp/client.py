@@ -23,7 +23,7 @@ from jexkv.errors import BackendTimeout, BackendUnavailable, ConfigError
 from jexkv.resp.connection import Connection
 from jexkv.resp.errors import NoScriptError, WatchError, server_error
 from jexkv.resp.pool import ConnectionPool
-from jexkv.resp.protocol import ErrorReply, pack_commands
+from jexkv.resp.protocol import ErrorReply, pack_args, pack_command, pack_commands
 from jexkv.resp.url import parse_redis_url
 
 __all__ = ["PubSub", "Pipeline", "Redis", "Script"]
@@ -106,13 +106,19 @@ class Redis:
             seconds = float(args[-1])
             # The server answers within its own timeout (0: it may wait forever).
             timeout = self.socket_timeout + (seconds or _FOREVER_S)
+        return self.execute_packed(pack_command(*args), name, timeout=timeout)
+
+    def execute_packed(self, packed: bytes, name: str, *, timeout: float | None = None) -> Any:
+        """Send one command packed already (protocol.pack_command); ``name`` is the
+        command's name in capitals, which decides whether it may be retried."""
         attempt = 0
         while True:
             sent = False
             try:
                 with self.pool.connection() as conn:
                     sent = True
-                    reply = conn.execute(*args, timeout=timeout)
+                    conn.send(packed)
+                    reply = conn.read_reply(timeout)
                 break
             except (BackendUnavailable, BackendTimeout) as exc:
                 retry = not sent or (name in _SAFE and isinstance(exc, BackendUnavailable))
@@ -236,20 +242,34 @@ class Pipeline:
 
 
 class Script:
-    """A Lua script run with EVALSHA; loaded on the first NOSCRIPT answer."""
+    """A Lua script run with EVALSHA; loaded on the first NOSCRIPT answer.
+
+    The packed head of each call (EVALSHA, the hash, the keys) is kept per key list, so a
+    script called again and again on the same keys packs only its arguments.
+    """
+
+    _HEADS_KEPT = 256
 
     def __init__(self, client: Redis, lua: str) -> None:
         self._client = client
         self.lua = lua
         self.sha = hashlib.sha1(lua.encode()).hexdigest()
+        self._heads: dict[tuple[Any, ...], tuple[int, bytes]] = {}
 
     def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
-        call = ("EVALSHA", self.sha, len(keys), *keys, *args)
+        key_tuple = tuple(keys)
+        head = self._heads.get(key_tuple)
+        if head is None:
+            if len(self._heads) >= self._HEADS_KEPT:
+                self._heads.clear()
+            packed = pack_args(("EVALSHA", self.sha, len(key_tuple), *key_tuple))
+            head = self._heads[key_tuple] = (3 + len(key_tuple), packed)
+        packed = b"*%d\r\n" % (head[0] + len(args)) + head[1] + pack_args(args)
         try:
-            return self._client.execute_command(*call)
+            return self._client.execute_packed(packed, "EVALSHA")
         except NoScriptError:
             self._client.execute_command("SCRIPT", "LOAD", self.lua)
-            return self._client.execute_command(*call)
+            return self._client.execute_packed(packed, "EVALSHA")
 
 
 class PubSub:

@@ -90,17 +90,30 @@ def _arg(arg: object) -> bytes:
     )
 
 
+def pack_args(args: Iterable[object]) -> bytes:
+    """Arguments as RESP bulk strings, without the array header (see pack_command)."""
+    parts: list[bytes] = []
+    append = parts.append
+    data: bytes
+    for arg in args:
+        kind = type(arg)  # the common types first, without a call each
+        if kind is str:
+            data = arg.encode()  # type: ignore[attr-defined]
+        elif kind is bytes:
+            data = arg  # type: ignore[assignment]
+        elif kind is int:
+            data = b"%d" % arg  # type: ignore[str-format]
+        else:
+            data = _arg(arg)
+        append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
 def pack_command(*args: object) -> bytes:
     """One command as a RESP array of bulk strings."""
     if not args:
         raise ValueError("a command needs at least its name")
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = _arg(arg)
-        parts.append(b"$%d\r\n" % len(data))
-        parts.append(data)
-        parts.append(b"\r\n")
-    return b"".join(parts)
+    return b"*%d\r\n" % len(args) + pack_args(args)
 
 
 def pack_commands(commands: Iterable[Iterable[object]]) -> bytes:
