@@ -99,6 +99,12 @@ def _queue(args: argparse.Namespace) -> None:
         if args.action == "counts":
             counts = q.counts(name)
             _emit(args, counts, lambda: "\n".join(f"{k}: {v}" for k, v in counts.items()))
+        elif args.action in ("pause", "resume"):
+            if args.action == "pause":
+                q.pause(name)
+            else:
+                q.resume(name)
+            _emit(args, {"paused": q.is_paused(name)}, lambda: f"{name}: {args.action}d")
         elif args.action in ("jobs", "dead"):
             state = "dead" if args.action == "dead" else args.state
             jobs = q.jobs(name, state, limit=args.limit)
@@ -164,6 +170,8 @@ def _build_parser() -> argparse.ArgumentParser:
         ("dead", "list dead jobs, newest first"),
         ("retry", "retry one dead job, or all"),
         ("purge", "delete the dead jobs"),
+        ("pause", "stop every worker from fetching (running jobs finish)"),
+        ("resume", "let workers fetch again"),
         ("enqueue", "add a job"),
     ):
         sub = actions.add_parser(action, help=text)

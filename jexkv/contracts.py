@@ -141,6 +141,16 @@ class TaskQueue(Protocol):
     def purge_dead(self, queue: str) -> int:
         """Delete the dead jobs; how many."""
 
+    def pause(self, queue: str) -> None:
+        """Stop every worker (in every process) from fetching jobs of ``queue``; jobs that
+        run already finish. Enqueueing goes on."""
+
+    def resume(self, queue: str) -> None:
+        """Let workers fetch jobs of a paused ``queue`` again."""
+
+    def is_paused(self, queue: str) -> bool:
+        """Whether ``queue`` is paused."""
+
     def close(self, timeout_ms: int | None = None) -> None:
         """Stop fetching, wait for running handlers (up to the timeout), release resources."""
 
@@ -221,5 +231,10 @@ class QueueBackend(Protocol):
     def retry_dead(self, queue: str, job_id: str | None) -> int: ...
 
     def purge_dead(self, queue: str) -> int: ...
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        """Pause (or resume) fetching from ``queue``, for every process on the backend."""
+
+    def is_paused(self, queue: str) -> bool: ...
 
     def close(self) -> None: ...

@@ -138,6 +138,18 @@ class JobQueue:
         self._check_open()
         return self._backend.purge_dead(check_queue(queue))
 
+    def pause(self, queue: str) -> None:
+        self._check_open()
+        self._backend.set_paused(check_queue(queue), True)
+
+    def resume(self, queue: str) -> None:
+        self._check_open()
+        self._backend.set_paused(check_queue(queue), False)
+
+    def is_paused(self, queue: str) -> bool:
+        self._check_open()
+        return self._backend.is_paused(check_queue(queue))
+
     def close(self, timeout_ms: int | None = None) -> None:
         """Stop fetching, wait for running handlers (up to ``timeout_ms``), release."""
         if timeout_ms is not None and (type(timeout_ms) is not int or timeout_ms < 0):

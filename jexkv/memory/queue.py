@@ -61,6 +61,7 @@ class _Queue:
     dead: dict[str, _Rec] = field(default_factory=dict)  # oldest first
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     next_stall_check: int = 0
+    paused: bool = False
 
 
 class MemoryQueueSpace:
@@ -191,7 +192,7 @@ class MemoryQueueBackend:
         """Claim up to ``limit`` ready jobs; call with the lock held."""
         self._promote(q, now)
         claims: list[Claim] = []
-        while q.ready and len(claims) < limit:
+        while q.ready and len(claims) < limit and not q.paused:
             _, version, job_id = heapq.heappop(q.ready)
             rec = q.jobs.get(job_id)
             if rec is None or rec.version != version or rec.state != "waiting":
@@ -208,7 +209,7 @@ class MemoryQueueBackend:
     def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
         with self._lock:
             q = self._q(queue)
-            if stop.is_set() or q.ready:
+            if stop.is_set() or (q.ready and not q.paused):
                 return
             if q.delayed:
                 timeout_s = min(timeout_s, max(0.0, (q.delayed[0][0] - now_ms()) / 1000.0))
@@ -372,6 +373,17 @@ class MemoryQueueBackend:
                 del q.jobs[job_id]
             q.dead.clear()
             return purged
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        with self._lock:
+            q = self._q(queue)
+            q.paused = paused
+            if not paused:
+                q.cond.notify_all()
+
+    def is_paused(self, queue: str) -> bool:
+        with self._lock:
+            return self._q(queue).paused
 
     def close(self) -> None:
         pass  # the space is released by the owner

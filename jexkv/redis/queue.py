@@ -324,8 +324,11 @@ class RedisQueueBackend:
             if removed < _BATCH:
                 return total
 
-    def pause(self, queue: str, paused: bool) -> None:
+    def set_paused(self, queue: str, paused: bool) -> None:
         self._run("pause", queue, "paused" if paused else "resumed")
+
+    def is_paused(self, queue: str) -> bool:
+        return bool(self._run("counts", queue)[7])
 
     def close(self) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ __all__ = [
     "COLUMNS",
     "HAS_RETURNING",
     "INSERT",
+    "PAUSED",
     "PICK",
     "PROMOTE",
     "READY",
@@ -37,8 +38,10 @@ INSERT = (
 )
 READY = (
     "SELECT EXISTS (SELECT 1 FROM jobs WHERE queue = ? AND state = 'waiting'),"
-    " (SELECT min(due_at) FROM jobs WHERE queue = ? AND state = 'delayed')"
+    " (SELECT min(due_at) FROM jobs WHERE queue = ? AND state = 'delayed'),"
+    " EXISTS (SELECT 1 FROM queue_pauses WHERE queue = ?)"
 )
+PAUSED = "SELECT 1 FROM queue_pauses WHERE queue = ?"
 PROMOTE = (
     "UPDATE jobs SET state = 'waiting' WHERE seq IN (SELECT seq FROM jobs"
     " WHERE queue = ? AND state = 'delayed' AND due_at <= ? ORDER BY due_at LIMIT ?)"

@@ -30,6 +30,7 @@ from jexkv.sqlite.job_rows import (
     COLUMNS,
     HAS_RETURNING,
     INSERT,
+    PAUSED,
     PICK,
     PROMOTE,
     READY,
@@ -101,7 +102,10 @@ class SQLiteQueueBackend:
             adds = self._adds
         version = self._db.read("PRAGMA data_version")[0][0]
         now = now_ms()
-        ((waiting, next_due),) = self._db.read(READY, (full, full))
+        ((waiting, next_due, paused),) = self._db.read(READY, (full, full, full))
+        if paused:
+            self._local.seen = (adds, version, None)  # wait for a commit (the resume)
+            return []
         if not waiting and (next_due is None or next_due > now):
             # Nothing to do: remember what was seen, so wait() knows when to look again.
             self._local.seen = (adds, version, next_due)
@@ -117,6 +121,8 @@ class SQLiteQueueBackend:
     ) -> list[tuple[str, Any]]:
         """Claim up to ``limit`` ready jobs inside the caller's write transaction."""
         now = now_ms()
+        if conn.execute(PAUSED, (full,)).fetchone() is not None:
+            return []
         if promote:
             conn.execute(PROMOTE, (full, now, _PROMOTE_BATCH))
         token = uuid.uuid4().hex
@@ -379,6 +385,17 @@ class SQLiteQueueBackend:
         return self._db.write(
             "DELETE FROM jobs WHERE queue = ? AND state = 'dead'", (self._ns + queue,)
         )
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        full = self._ns + queue
+        if paused:
+            self._db.write("INSERT OR IGNORE INTO queue_pauses (queue) VALUES (?)", (full,))
+        else:
+            self._db.write("DELETE FROM queue_pauses WHERE queue = ?", (full,))
+            self._signal()
+
+    def is_paused(self, queue: str) -> bool:
+        return bool(self._db.read(PAUSED, (self._ns + queue,)))
 
     def close(self) -> None:
         self._db.close()

@@ -47,6 +47,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE TABLE queue_checks (queue TEXT PRIMARY KEY, next_stall_check INTEGER NOT NULL)"
         " WITHOUT ROWID",
     ),
+    3: (
+        # The paused queues: no worker of any process claims their jobs.
+        "CREATE TABLE queue_pauses (queue TEXT PRIMARY KEY) WITHOUT ROWID",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -79,6 +83,7 @@ _TABLES: dict[str, tuple[int, tuple[str, ...]]] = {
         ),
     ),
     "queue_checks": (2, ("queue", "next_stall_check")),
+    "queue_pauses": (3, ("queue",)),
 }
 
 

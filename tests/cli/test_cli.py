@@ -592,3 +592,13 @@ def test_global_options_go_before_after_or_inside_the_command(tmp_path: pathlib.
     assert ok(tmp_path, "kv", "get", "k", "--url", "sqlite:///g.db").strip() == "1"
     counts = ok_json(tmp_path, "queue", "--json", "--url", "sqlite:///g.db", "counts", "q")
     assert counts == {"waiting": 0, "delayed": 0, "active": 0, "completed": 0, "dead": 0}
+
+
+def test_queue_pause_and_resume(tmp_path: pathlib.Path) -> None:
+    url = ("--url", "sqlite:///q.db")
+    assert ok_json(tmp_path, *url, "queue", "pause", "mail") == {"paused": True}
+    assert ok(tmp_path, *url, "queue", "pause", "mail").strip() == "mail: paused"
+    with jexkv.open_queue(f"sqlite:///{tmp_path / 'q.db'}") as q:
+        assert q.is_paused("mail") and not q.is_paused("other")
+    assert ok(tmp_path, *url, "queue", "resume", "mail").strip() == "mail: resumed"
+    assert ok_json(tmp_path, *url, "queue", "resume", "mail") == {"paused": False}

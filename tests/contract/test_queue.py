@@ -1241,6 +1241,9 @@ CLOSED_CALLS = {
     "dead_letters": lambda q: q.dead_letters(QUEUE),
     "retry_dead": lambda q: q.retry_dead(QUEUE),
     "purge_dead": lambda q: q.purge_dead(QUEUE),
+    "pause": lambda q: q.pause(QUEUE),
+    "resume": lambda q: q.resume(QUEUE),
+    "is_paused": lambda q: q.is_paused(QUEUE),
 }
 
 
@@ -1343,3 +1346,91 @@ def test_jobs_refuses_a_bad_limit(q):
     for limit in (-1, 1.5, True, "3"):
         with pytest.raises((TypeError, ValueError)):
             q.jobs(QUEUE, "waiting", limit=limit)
+
+
+# --------------------------------------------------------------------------
+# pause and resume
+# --------------------------------------------------------------------------
+
+
+def test_a_queue_is_not_paused_by_default(q):
+    assert q.is_paused(QUEUE) is False
+
+
+def test_paused_queue_is_not_fetched_until_resumed(q):
+    """A live worker on another queue shows the workers run while the paused one waits."""
+    q.pause(QUEUE)
+    assert q.is_paused(QUEUE) is True
+    for i in range(3):
+        q.enqueue(QUEUE, "task", i)
+    paused, other = Recorder(), Recorder()
+    q.register_worker(QUEUE, paused)
+    q.register_worker("other", other)
+    q.enqueue("other", "task", "x")
+    assert other.wait(1)
+    time.sleep(0.3)
+    assert paused.count() == 0
+    assert counts(q)["waiting"] == 3
+    q.resume(QUEUE)
+    assert q.is_paused(QUEUE) is False
+    assert paused.wait(3)
+    assert paused.payloads() == [0, 1, 2]
+
+
+def test_pause_is_seen_by_every_queue_object_on_the_backend(open_queue_on_same_backend):
+    producer, worker = open_queue_on_same_backend(), open_queue_on_same_backend()
+    producer.pause(QUEUE)
+    assert worker.is_paused(QUEUE) is True
+    rec = Recorder()
+    worker.register_worker(QUEUE, rec)
+    producer.enqueue(QUEUE, "task", "held")
+    time.sleep(0.3)
+    assert rec.count() == 0
+    producer.resume(QUEUE)
+    assert rec.wait(1)
+
+
+def test_pause_lets_the_running_job_finish(q, make_event):
+    started, release = make_event(), make_event()
+
+    def then(job):
+        started.set()
+        release.wait(HANDLER_WAIT)
+        return "done"
+
+    rec = Recorder(then)
+    q.register_worker(QUEUE, rec)
+    first = q.enqueue(QUEUE, "task", 1)
+    assert started.wait(WAIT)
+    q.pause(QUEUE)
+    q.enqueue(QUEUE, "task", 2)
+    release.set()
+    assert wait_for(lambda: counts(q)["active"] == 0)
+    assert state_of(q, first.id) is None  # completed, not kept
+    time.sleep(0.2)
+    assert rec.count() == 1
+    assert counts(q)["waiting"] == 1
+    q.resume(QUEUE)
+    assert rec.wait(2)
+
+
+def test_delayed_jobs_of_a_paused_queue_wait_for_the_resume(q):
+    q.pause(QUEUE)
+    rec = Recorder()
+    q.register_worker(QUEUE, rec)
+    q.enqueue(QUEUE, "task", "later", delay_ms=50)
+    time.sleep(0.3)
+    assert rec.count() == 0
+    assert counts(q)["waiting"] == 1  # due, held by the pause
+    q.resume(QUEUE)
+    assert rec.wait(1)
+
+
+def test_pause_applies_to_one_queue_only(q):
+    q.pause(QUEUE)
+    assert q.is_paused("other") is False
+    q.resume("other")  # resuming a queue that is not paused is a no-op
+    assert q.is_paused(QUEUE) is True
+    q.resume(QUEUE)
+    q.resume(QUEUE)
+    assert q.is_paused(QUEUE) is False
