@@ -1,0 +1,218 @@
+"""The Redis queue's own promises beyond the contract: BullMQ's key types, scores and fields,
+deferred failures, the two-phase stalled check, the worker connection and the eviction warning.
+
+Node BullMQ itself is in tests/interop; these tests read the keys with jexkv's client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import pytest
+
+import jexkv
+from jexkv.resp import Redis
+from tests.helpers import wait_for
+
+DB = 10
+QUEUE = "mail"
+Q = "bull:" + QUEUE
+
+
+@pytest.fixture
+def url(redis_server) -> str:
+    address = redis_server.url(db=DB)
+    with Redis.from_url(address) as client:
+        client.execute_command("FLUSHDB")
+    return address
+
+
+@pytest.fixture
+def redis(url):
+    with Redis.from_url(url) as client:
+        yield client
+
+
+@pytest.fixture
+def q(url):
+    queue = jexkv.open_queue(url, keep_completed=10)
+    yield queue
+    queue.close(timeout_ms=2000)
+
+
+def text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def job_hash(redis, job_id: str) -> dict:
+    reply = redis.execute_command("HGETALL", f"{Q}:{job_id}")
+    if isinstance(reply, dict):
+        return {text(k): text(v) for k, v in reply.items()}
+    return {text(k): text(v) for k, v in zip(reply[::2], reply[1::2])}
+
+
+def key_type(redis, name: str) -> str:
+    return text(redis.execute_command("TYPE", f"{Q}:{name}"))
+
+
+def events(redis) -> list:
+    """(event, jobId) of every entry of the events stream, oldest first."""
+    out = []
+    for _entry_id, fields in redis.execute_command("XRANGE", f"{Q}:events", "-", "+"):
+        pairs = dict(zip(map(text, fields[::2]), map(text, fields[1::2])))
+        out.append((pairs["event"], pairs.get("jobId")))
+    return out
+
+
+def test_each_state_lives_in_the_key_type_bullmq_reads(q, redis):
+    q.enqueue(QUEUE, "plain", 1)
+    q.enqueue(QUEUE, "urgent", 2, priority=3)
+    q.enqueue(QUEUE, "later", 3, delay_ms=60_000)
+    assert key_type(redis, "wait") == "list"
+    assert key_type(redis, "prioritized") == "zset"
+    assert key_type(redis, "delayed") == "zset"
+    assert key_type(redis, "marker") == "zset"
+    assert key_type(redis, "meta") == "hash"
+    assert key_type(redis, "events") == "stream"
+    assert key_type(redis, "id") == "string"
+    assert text(redis.execute_command("HGET", f"{Q}:meta", "opts.maxLenEvents")) == "10000"
+
+    done = threading.Event()
+
+    def handler(job):
+        if job.name == "urgent":
+            done.set()
+            raise jexkv.Unrecoverable("no")
+        return {"ok": job.payload}
+
+    q.register_worker(QUEUE, handler)
+    assert done.wait(5)
+    assert wait_for(lambda: q.counts(QUEUE)["dead"] == 1 and q.counts(QUEUE)["completed"] == 1)
+    assert key_type(redis, "completed") == "zset"
+    assert key_type(redis, "failed") == "zset"
+    assert key_type(redis, "active") in ("list", "none")  # an empty list is no key at all
+
+
+def test_job_hash_fields_through_a_run(q, redis):
+    job = q.enqueue(QUEUE, "welcome", {"to": "a@b.c"}, attempts=2, backoff=jexkv.Backoff.fixed(5))
+    fields = job_hash(redis, job.id)
+    assert fields["name"] == "welcome"
+    assert json.loads(fields["data"]) == {"to": "a@b.c"}
+    assert json.loads(fields["opts"]) == {"attempts": 2, "backoff": {"type": "fixed", "delay": 5}}
+    assert fields["delay"] == "0" and fields["priority"] == "0"
+    assert int(fields["timestamp"]) == job.created_at_ms
+
+    runs = []
+
+    def handler(job):
+        runs.append(job.attempts_made)
+        if len(runs) == 1:
+            raise ValueError("first try")
+        return "sent"
+
+    q.register_worker(QUEUE, handler)
+    assert wait_for(lambda: q.counts(QUEUE)["completed"] == 1)
+    fields = job_hash(redis, job.id)
+    assert runs == [0, 1]
+    assert fields["ats"] == "2" and fields["atm"] == "2"
+    assert json.loads(fields["returnvalue"]) == "sent"
+    assert fields["failedReason"] == "ValueError: first try"
+    traces = json.loads(fields["stacktrace"])
+    assert len(traces) == 1 and "ValueError: first try" in traces[0]
+    assert int(fields["finishedOn"]) >= int(fields["processedOn"]) >= int(fields["timestamp"])
+    assert fields["pb"].startswith("jexkv:")
+    kinds = [kind for kind, job_id in events(redis) if job_id == job.id]
+    assert kinds == ["added", "waiting", "active", "delayed", "waiting", "active", "completed"]
+
+
+def test_delayed_and_prioritized_scores(q, redis):
+    first = q.enqueue(QUEUE, "a", None, delay_ms=60_000)
+    due = first.created_at_ms + 60_000
+    score = int(float(redis.execute_command("ZSCORE", f"{Q}:delayed", first.id)))
+    assert score == due * 4096
+    # The marker carries the next due time for idle workers.
+    assert int(float(redis.execute_command("ZSCORE", f"{Q}:marker", "1"))) == due
+    low = q.enqueue(QUEUE, "b", None, priority=7)
+    score = int(float(redis.execute_command("ZSCORE", f"{Q}:prioritized", low.id)))
+    assert score >> 32 == 7 and score & 0xFFFFFFFF >= 1
+
+
+def test_queue_chosen_ids_count_custom_ids_too(q, redis):
+    assert q.enqueue(QUEUE, "a", None).id == "1"
+    assert q.enqueue(QUEUE, "b", None, job_id="mine").id == "mine"
+    assert q.enqueue(QUEUE, "c", None).id == "3"
+    assert q.enqueue(QUEUE, "b", None, job_id="mine").id == "mine"
+    assert ("duplicated", "mine") in events(redis)
+
+
+def test_priority_past_bullmq_limit_is_refused_and_nothing_written(q, redis):
+    with pytest.raises(ValueError, match="priority"):
+        q.enqueue_many(QUEUE, [{"name": "ok"}, {"name": "too high", "priority": 2**21 + 1}])
+    assert redis.execute_command("EXISTS", f"{Q}:id", f"{Q}:wait", f"{Q}:events") == 0
+
+
+def test_a_deferred_failure_is_failed_at_fetch_without_running(q, redis):
+    job = q.enqueue(QUEUE, "doomed", None, attempts=5)
+    redis.execute_command("HSET", f"{Q}:{job.id}", "defa", "job stalled more than allowable limit")
+    ran = []
+    q.register_worker(QUEUE, ran.append)
+    assert wait_for(lambda: q.counts(QUEUE)["dead"] == 1)
+    dead = q.get_job(QUEUE, job.id)
+    assert ran == []
+    assert dead.state == "dead" and dead.error == "job stalled more than allowable limit"
+    assert "defa" not in job_hash(redis, job.id)
+
+
+def test_stalled_check_marks_then_recovers_after_the_lock_is_gone(url, redis):
+    from jexkv.redis.queue import RedisQueueBackend
+
+    backend = RedisQueueBackend(Redis.from_url(url))
+    try:
+        q = jexkv.open_queue(url)
+        job = q.enqueue(QUEUE, "x", None)
+        q.close()
+        [(claimed, _token)] = backend.fetch(QUEUE, 100, 1)
+        assert claimed.id == job.id and claimed.attempts_made == 0
+        assert backend.recover_stalled(QUEUE, 1, 1, None) == 0  # marks the active job
+        assert {text(m) for m in redis.execute_command("SMEMBERS", f"{Q}:stalled")} == {job.id}
+        assert wait_for(lambda: redis.execute_command("EXISTS", f"{Q}:{job.id}:lock") == 0)
+        time.sleep(0.01)  # past the 1 ms check interval
+        assert backend.recover_stalled(QUEUE, 1, 1, None) == 1
+        fields = job_hash(redis, job.id)
+        assert fields["stc"] == "1" and "defa" not in fields
+        again = backend.get(QUEUE, job.id)
+        assert again.state == "waiting" and again.attempts_made == 1  # the lost run counts
+        assert ("stalled", job.id) in events(redis)
+    finally:
+        backend.close()
+
+
+def test_idle_workers_block_on_the_marker_named_as_bullmq_workers(q, redis):
+    q.register_worker(QUEUE, lambda job: None, concurrency=4)
+
+    def blocked() -> list:
+        clients = text(redis.execute_command("CLIENT", "LIST")).splitlines()
+        return [c for c in clients if " name=bull:bWFpbA== " in c and "cmd=bzpopmin" in c]
+
+    assert wait_for(lambda: len(blocked()) == 1)  # one connection per queue and process
+
+
+def test_an_evicting_server_gets_a_warning(url, redis, caplog):
+    before = redis.execute_command("CONFIG", "GET", "maxmemory-policy")
+    before = list(before.values())[0] if isinstance(before, dict) else before[1]
+    redis.execute_command("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+    try:
+        with caplog.at_level(logging.WARNING, logger="jexkv"):
+            with jexkv.open_queue(url) as queue:
+                queue.counts(QUEUE)
+        assert any("allkeys-lru" in r.getMessage() for r in caplog.records)
+    finally:
+        redis.execute_command("CONFIG", "SET", "maxmemory-policy", before)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="jexkv"):
+        with jexkv.open_queue(url) as queue:
+            queue.counts(QUEUE)
+    assert not [r for r in caplog.records if "maxmemory" in r.getMessage()]
