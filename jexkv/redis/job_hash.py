@@ -11,19 +11,9 @@ import json
 from typing import Any
 
 from jexkv.codec import decode
-from jexkv.jobs import Backoff, Job, job_from
+from jexkv.jobs import Backoff, Job, NewJob, job_from
 
-__all__ = ["hash_to_job", "new_job_opts"]
-
-
-def _int(fields: dict[bytes, bytes], name: bytes, default: int = 0) -> int:
-    value = fields.get(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        return int(float(value))
+__all__ = ["claimed_job", "hash_to_job", "keep_opts", "new_job_opts"]
 
 
 def _backoff(spec: Any) -> Backoff | None:
@@ -42,19 +32,46 @@ def _backoff(spec: Any) -> Backoff | None:
 def hash_to_job(queue: str, job_id: str, flat: list[bytes], state: str) -> Job:
     """The Job snapshot of one job hash (``flat`` as HGETALL gives it) in ``state``."""
     it = iter(flat)
-    fields = dict(zip(it, it))
+    fields = {key.decode(): value.decode() for key, value in zip(it, it)}
+    return _job(queue, job_id, fields, state)
+
+
+# The fields of a claim, in the order lib.lua's CLAIM_FIELDS packs them (then the id).
+_CLAIM_FIELDS = ("name", "data", "opts", "timestamp", "delay", "priority", "atm", "ats", "stc",
+                 "failedReason", "stacktrace")  # fmt: skip
+
+
+def claimed_job(queue: str, packed: bytes, now: int) -> Job:
+    """The Job of one claim that fetch packed as a JSON array (missing fields are false)."""
+    values = json.loads(packed)
+    fields = {name: value for name, value in zip(_CLAIM_FIELDS, values) if value is not False}
+    fields["processedOn"] = now
+    return _job(queue, values[-1], fields, "active")
+
+
+def _number(fields: dict[str, Any], name: str) -> int:
+    value = fields.get(name)
+    if value is None:
+        return 0
     try:
-        opts = json.loads(fields.get(b"opts") or b"{}")
+        return int(value)
+    except ValueError:
+        return int(float(value))
+
+
+def _job(queue: str, job_id: str, fields: dict[str, Any], state: str) -> Job:
+    try:
+        opts = json.loads(fields.get("opts") or "{}")
     except ValueError:
         opts = {}
     if not isinstance(opts, dict):
         opts = {}
     attempts = opts.get("attempts")
     # Attempts made: finished ones (atm), and runs that stalled (started, never finished).
-    started = _int(fields, b"ats") - (1 if state == "active" else 0)
-    made = max(_int(fields, b"atm"), started)
-    data, result = fields.get(b"data"), fields.get(b"returnvalue")
-    traces = fields.get(b"stacktrace")
+    started = _number(fields, "ats") - (1 if state == "active" else 0)
+    made = max(_number(fields, "atm"), started)
+    data, result = fields.get("data"), fields.get("returnvalue")
+    traces = fields.get("stacktrace")
     traceback = None
     if traces:
         try:
@@ -63,57 +80,58 @@ def hash_to_job(queue: str, job_id: str, flat: list[bytes], state: str) -> Job:
             listed = None
         if isinstance(listed, list) and listed:
             traceback = str(listed[-1])
-    error = fields.get(b"failedReason")
-    timestamp = _int(fields, b"timestamp")
-    processed, finished = fields.get(b"processedOn"), fields.get(b"finishedOn")
+    timestamp = _number(fields, "timestamp")
+    processed, finished = fields.get("processedOn"), fields.get("finishedOn")
     return job_from(
         job_id,
         queue,
-        fields.get(b"name", b"").decode(),
-        decode(data.decode()) if data else None,
+        fields.get("name", ""),
+        decode(data) if data else None,
         attempts if type(attempts) is int and attempts > 0 else 1,
         made,
-        _int(fields, b"priority"),
+        _number(fields, "priority"),
         timestamp,
         state,
-        None if error is None else error.decode(),
+        fields.get("failedReason"),
         None if result is None else _decode_result(result),
-        timestamp + _int(fields, b"delay"),
+        timestamp + _number(fields, "delay"),
         traceback,
-        _int(fields, b"stc"),
+        _number(fields, "stc"),
         _backoff(opts.get("backoff")),
         None if processed is None else int(processed),
         None if finished is None else int(finished),
     )
 
 
-def _decode_result(raw: bytes) -> Any:
+def _decode_result(raw: str) -> Any:
     try:
-        return decode(raw.decode())
+        return decode(raw)
     except ValueError:
-        return raw.decode()  # not JSON (written by another client): the text itself
+        return raw  # not JSON (written by another client): the text itself
 
 
-_PLAIN_OPTS: dict[int, str] = {}  # attempts -> the opts of a job with no other option
+def keep_opts(keep_completed: int, keep_dead: int | None) -> dict[str, Any]:
+    """BullMQ's removeOnComplete/removeOnFail for a queue's keep settings, written into the
+    opts of every job it adds, so Node workers finish jexkv's jobs the way jexkv would."""
+    opts: dict[str, Any] = {"removeOnComplete": keep_completed or True}
+    if keep_dead is not None:
+        opts["removeOnFail"] = keep_dead or True
+    return opts
 
 
-def new_job_opts(attempts: int, backoff: dict[str, Any] | None, priority: int, delay: int,
-                 job_id: str | None) -> str:  # fmt: skip
+def new_job_opts(new: NewJob, keep: dict[str, Any]) -> str:
     """The ``opts`` field BullMQ's workers read for a job jexkv adds."""
-    if backoff is None and not priority and not delay and job_id is None:
-        plain = _PLAIN_OPTS.get(attempts)
-        if plain is None:
-            plain = _PLAIN_OPTS[attempts] = f'{{"attempts":{attempts}}}'
-            if len(_PLAIN_OPTS) > 64:
-                _PLAIN_OPTS.clear()
-        return plain
-    opts: dict[str, Any] = {"attempts": attempts}
-    if backoff is not None:
-        opts["backoff"] = backoff
-    if priority:
-        opts["priority"] = priority
-    if delay:
-        opts["delay"] = delay
-    if job_id is not None:
-        opts["jobId"] = job_id
-    return json.dumps(opts, separators=(",", ":"))
+    opts: dict[str, Any] = {"attempts": new.attempts}
+    if new.backoff is not None:
+        opts["backoff"] = new.backoff
+    if new.priority:
+        opts["priority"] = new.priority
+    if new.delay_ms:
+        opts["delay"] = new.delay_ms
+    if new.job_id is not None:
+        opts["jobId"] = new.job_id
+    opts.update(keep)
+    return _dumps(opts)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode

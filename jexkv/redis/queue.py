@@ -27,11 +27,11 @@ from jexkv.codec import decode
 from jexkv.contracts import Claim
 from jexkv.errors import BackendError, ConfigError
 from jexkv.jobs import STATES, Backoff, Job, NewJob, job_from
-from jexkv.redis.job_hash import hash_to_job, new_job_opts
+from jexkv.redis.job_hash import claimed_job, hash_to_job, keep_opts, new_job_opts
 from jexkv.redis.scripts import load_scripts, queue_keys
 from jexkv.resp import Redis, ServerError
 from jexkv.resp.connection import Connection
-from jexkv.resp.protocol import ErrorReply
+from jexkv.resp.protocol import ErrorReply, pack_command
 from jexkv.taskqueue import JobQueue
 
 __all__ = ["RedisQueueBackend", "open_redis_queue"]
@@ -41,6 +41,7 @@ log = logging.getLogger("jexkv")
 MAX_PRIORITY = 2**21  # BullMQ's limit: priority * 2**32 + counter must stay exact in a double
 _MAX_DUE_MS = 2**53 // 4096 - 1  # delayed scores are due * 4096 + seq, exact in a double
 _BATCH = 1000  # what retry_dead / purge_dead move per script call
+_TICK_SLACK_S = 0.25  # how late past its timeout the server may answer a blocking command
 
 
 def _text(value: Any) -> str:
@@ -57,7 +58,8 @@ class _Waiter:
         self.conn: Connection | None = None
         self.conn_id: int | None = None
 
-    def wait(self, deadline: float, stop: threading.Event) -> None:
+    def wait(self, deadline: float, stop: threading.Event, precise: bool) -> None:
+        """Wait until ``deadline`` (monotonic) at most; ``precise``: a job is due then."""
         with self.cond:
             if self.blocking:  # another thread watches Redis and wakes us
                 self.cond.wait(max(0.0, deadline - time.monotonic()))
@@ -66,13 +68,13 @@ class _Waiter:
         try:
             seconds = deadline - time.monotonic()
             if seconds >= 0.001 and not stop.is_set():
-                self._block(seconds)
+                self._block(seconds, precise)
         finally:
             with self.cond:
                 self.blocking = False
                 self.cond.notify_all()
 
-    def _block(self, seconds: float) -> None:
+    def _block(self, seconds: float, precise: bool) -> None:
         conn = self.conn
         if conn is None or not conn.is_connected or conn.pid != os.getpid():
             conn = self.client.new_connection(client_name=self.name)
@@ -80,9 +82,13 @@ class _Waiter:
             self.conn_id = int(conn.execute("CLIENT", "ID"))
             self.conn = conn
         try:
-            reply = conn.execute(
-                "BZPOPMIN", self.marker, f"{seconds:.3f}", timeout=seconds + conn.socket_timeout
-            )
+            # The server times blocking commands out on its clock tick (100 ms at hz 10), so
+            # when a delayed job is due at the deadline the wait is timed here: the blocked
+            # command is ended with CLIENT UNBLOCK, and its nil reply read.
+            conn.send(pack_command("BZPOPMIN", self.marker, f"{seconds:.3f}"))
+            if not conn.wait_readable(seconds if precise else seconds + _TICK_SLACK_S):
+                self.client.execute_command("CLIENT", "UNBLOCK", self.conn_id)
+            reply = conn.read_reply()
         except BaseException:
             self.conn = self.conn_id = None
             conn.close()
@@ -107,8 +113,18 @@ class _Waiter:
 
 
 class RedisQueueBackend:
-    def __init__(self, client: Redis, *, prefix: str = "bull", namespace: str = "") -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "bull",
+        namespace: str = "",
+        keep_completed: int = 0,
+        keep_dead: int | None = None,
+    ) -> None:
         self._client = client
+        self._keep_opts = keep_opts(keep_completed, keep_dead)
+        self._plain_opts: dict[int, str] = {}  # attempts -> opts of a job with no other option
         self._prefix = prefix
         self._ns = namespace
         self._scripts = load_scripts(client)
@@ -136,11 +152,12 @@ class RedisQueueBackend:
 
     def _check_policy(self) -> None:
         """Warn once when the server may evict keys: an evicting Redis silently loses jobs."""
-        self._policy_checked = True
         try:
             reply = self._client.execute_command("CONFIG", "GET", "maxmemory-policy")
         except ServerError:
+            self._policy_checked = True
             return  # CONFIG is disabled on this server (ACLs, a managed service)
+        self._policy_checked = True
         if isinstance(reply, dict):
             values = list(reply.values())
         else:
@@ -154,13 +171,10 @@ class RedisQueueBackend:
                 policy,
             )
 
-    def _claims(self, queue: str, reply: list[Any], token: str) -> list[Claim]:
+    def _claims(self, queue: str, reply: list[Any], token: str, now: int) -> list[Claim]:
         due = int(reply[0])
         self._local.next_due = due or None
-        return [
-            (hash_to_job(queue, _text(reply[i]), reply[i + 1], "active"), token)
-            for i in range(1, len(reply), 2)
-        ]
+        return [(claimed_job(queue, packed, now), token) for packed in reply[1:]]
 
     def _waiter(self, queue: str) -> _Waiter:
         waiter = self._waiters.get(queue)
@@ -187,7 +201,12 @@ class RedisQueueBackend:
                 )
             if now + new.delay_ms > _MAX_DUE_MS:
                 raise ValueError(f"delay_ms {new.delay_ms} is too far ahead for BullMQ's layout")
-            opts = new_job_opts(new.attempts, new.backoff, new.priority, new.delay_ms, new.job_id)
+            plain = not (new.backoff or new.priority or new.delay_ms or new.job_id)
+            opts = self._plain_opts.get(new.attempts) if plain else None
+            if opts is None:
+                opts = new_job_opts(new, self._keep_opts)
+                if plain and len(self._plain_opts) < 64:
+                    self._plain_opts[new.attempts] = opts
             args += (new.job_id or "", new.name, new.payload, opts, new.delay_ms, new.priority)
         ids, kept = self._run("add", queue, *args, now=now)
         added = [
@@ -218,16 +237,19 @@ class RedisQueueBackend:
         return added
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
-        token = uuid.uuid4().hex
-        reply = self._run("fetch", queue, limit, token, lease_ms, self._worker_name, -1)
-        return self._claims(queue, reply, token)
+        token, now = uuid.uuid4().hex, now_ms()
+        reply = self._run("fetch", queue, limit, token, lease_ms, self._worker_name, -1, now=now)
+        return self._claims(queue, reply, token, now)
 
     def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
         deadline = time.monotonic() + timeout_s
         due = getattr(self._local, "next_due", None)
+        precise = False
         if due is not None:  # wake on time for the next delayed job
-            deadline = min(deadline, time.monotonic() + max(0, due - now_ms()) / 1000.0)
-        self._waiter(queue).wait(deadline, stop)
+            due_at = time.monotonic() + max(0, due - now_ms()) / 1000.0
+            precise = due_at <= deadline
+            deadline = min(deadline, due_at)
+        self._waiter(queue).wait(deadline, stop, precise)
 
     def notify(self, queue: str) -> None:
         waiter = self._waiters.get(queue)
@@ -244,13 +266,13 @@ class RedisQueueBackend:
         next_lease_ms: int,
         next_limit: int,
     ) -> tuple[list[str], list[Claim]]:
-        token = uuid.uuid4().hex
+        token, now = uuid.uuid4().hex, now_ms()
         args: list[Any] = [keep, len(done)]
         for entry in done:
             args += entry
         args += (next_limit, token, next_lease_ms, self._worker_name, -1)
-        lost, claimed = self._run("complete", queue, *args)
-        return [_text(job_id) for job_id in lost], self._claims(queue, claimed, token)
+        lost, claimed = self._run("complete", queue, *args, now=now)
+        return [_text(job_id) for job_id in lost], self._claims(queue, claimed, token, now)
 
     def release(self, queue: str, held: Sequence[tuple[str, str]]) -> None:
         if held:
@@ -352,5 +374,11 @@ def open_redis_queue(location: str, options: dict[str, Any]) -> JobQueue:
         if name in options
     }
     client = Redis(**parse_redis_url(location, options))
-    backend = RedisQueueBackend(client, prefix=prefix, namespace=namespace)
+    backend = RedisQueueBackend(
+        client,
+        prefix=prefix,
+        namespace=namespace,
+        keep_completed=queue_options.get("keep_completed", 0),
+        keep_dead=queue_options.get("keep_dead"),
+    )
     return JobQueue(backend, description=repr(client), **queue_options)

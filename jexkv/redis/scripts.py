@@ -1,6 +1,6 @@
 """The queue's Lua scripts, loaded from the package files in ``jexkv/redis/lua``.
 
-Rule: every script is ``lib.lua`` (the shared functions) followed by the script's own file, and
+Rule: every script is the part of ``lib.lua`` it uses followed by the script's own file, and
 every script takes the queue's fourteen keys (``queue_keys``) in the same order, with the job
 key prefix and the caller's clock as its first two arguments; BullMQ's layout
 (BULLMQ-LAYOUT.md) is all they share with BullMQ.
@@ -8,6 +8,7 @@ key prefix and the caller's clock as its first two arguments; BullMQ's layout
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 from jexkv.resp import Redis, Script
@@ -36,6 +37,7 @@ KEY_NAMES = (
 )  # fmt: skip
 
 _sources: dict[str, str] = {}
+_FUNCTION = re.compile(r"^local function (\w+)\(", re.MULTILINE)
 
 
 def _source(name: str) -> str:
@@ -44,10 +46,36 @@ def _source(name: str) -> str:
     return _sources[name]
 
 
+def _split(lib: str) -> tuple[str, list[tuple[str, str]]]:
+    """lib.lua as its preamble and its (name, text) functions, in file order."""
+    starts = [(m.start(), m.group(1)) for m in _FUNCTION.finditer(lib)]
+    ends = [start for start, _ in starts[1:]] + [len(lib)]
+    return lib[: starts[0][0]], [(name, lib[a:b]) for (a, name), b in zip(starts, ends)]
+
+
+def build(body: str, lib: str) -> str:
+    """``body`` with the preamble of ``lib`` and only the lib functions it calls (and those
+    call), in lib's order: Redis runs a script's top level on every call, so each function
+    defined and never used would cost every call its closure."""
+    preamble, functions = _split(lib)
+    needed: set[str] = set()
+    text = body
+    changed = True
+    while changed:
+        changed = False
+        for name, chunk in functions:
+            if name not in needed and re.search(rf"\b{name}\(", text):
+                needed.add(name)
+                text += chunk
+                changed = True
+    kept = "".join(chunk for name, chunk in functions if name in needed)
+    return preamble + kept + "\n" + body
+
+
 def load_scripts(client: Redis) -> dict[str, Script]:
     """Every queue script, bound to ``client`` (sent to the server on first use)."""
     lib = _source("lib")
-    return {name: client.register_script(lib + "\n" + _source(name)) for name in NAMES}
+    return {name: client.register_script(build(_source(name), lib)) for name in NAMES}
 
 
 def queue_keys(base: str) -> list[str]:

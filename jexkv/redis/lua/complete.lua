@@ -1,27 +1,35 @@
 --[[ complete: ARGV[3] = completed jobs to keep (0: delete them, -1: all), ARGV[4] = count,
 then per job: id, token, result (JSON); then the next claim: limit (0: none), token, lease ms,
-worker name, dead jobs to keep. Returns {lost ids, fetch's reply}. ]]
+worker name, dead jobs to keep. Returns {lost ids, fetch's reply}. The lock check is
+release_lock's, with the deletes and stalled marks of the whole batch in one call each. ]]
 local keep, count = tonumber(ARGV[3]), tonumber(ARGV[4])
-local lost = {}
+local lost, gone, finished = {}, {}, {}
 trim_events()
 for i = 0, count - 1 do
   local base = 5 + i * 3
   local id, token, result = ARGV[base], ARGV[base + 1], ARGV[base + 2]
   local key = PREFIX .. id
-  if release_lock(id, key, token) then
+  local lock = rcall("GET", key .. ":lock")
+  if (lock == token or (not lock and rcall("LPOS", K_ACTIVE, id)))
+      and rcall("LREM", K_ACTIVE, -1, id) > 0 then
+    finished[#finished + 1] = id
     if keep == 0 then
-      rcall("DEL", key, key .. ":logs")
+      gone[#gone + 1] = key
+      gone[#gone + 1] = key .. ":logs"
     else
       rcall("HINCRBY", key, "atm", 1)
       rcall("HSET", key, "returnvalue", result, "finishedOn", NOW)
       rcall("ZADD", K_COMPLETED, NOW, id)
     end
+    if lock then gone[#gone + 1] = key .. ":lock" end
     emit("completed", "jobId", id, "returnvalue", result, "prev", "active")
   else
     lost[#lost + 1] = id
   end
 end
-if keep > 0 and #lost < count then trim_finished(K_COMPLETED, keep) end
+if #gone > 0 then rcall("DEL", unpack(gone)) end
+if #finished > 0 then rcall("SREM", K_STALLED, unpack(finished)) end
+if keep > 0 and #finished > 0 then trim_finished(K_COMPLETED, keep) end
 local base = 5 + count * 3
 local limit = tonumber(ARGV[base])
 local claimed = {0}

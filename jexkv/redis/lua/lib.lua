@@ -1,6 +1,7 @@
 --[[ jexkv's BullMQ v6 layout: the functions every queue script shares.
 
-The loader (jexkv/redis/scripts.py) puts this file in front of each script. Every script gets
+The loader (jexkv/redis/scripts.py) puts this preamble, and the functions a script calls, in
+front of each script. Every script gets
 the queue's fourteen keys in this order, and ARGV[1] = the job key prefix "<prefix>:<queue>:",
 ARGV[2] = now in ms (the caller's clock, as BullMQ's timestamps are). Job keys are built from
 the prefix, as BullMQ builds them: in a Redis Cluster the prefix carries the hash tag.
@@ -13,6 +14,10 @@ local PREFIX = ARGV[1]
 local NOW = tonumber(ARGV[2])
 local DUE_LIMIT = (NOW + 1) * 4096 -- delayed scores below this are due
 local TRACES_KEPT = 10 -- stack traces kept per job, newest last
+-- The fields a claim hands to the worker, in this order; fetch packs them (the id in place
+-- of defa) as one JSON array per job: one reply element instead of a whole hash.
+local CLAIM_FIELDS = {"name", "data", "opts", "timestamp", "delay", "priority", "atm", "ats",
+                      "stc", "failedReason", "stacktrace", "defa"}
 
 local function emit(...)
   rcall("XADD", K_EVENTS, "*", "event", ...)
@@ -141,7 +146,7 @@ local function bury(id, key, reason, keep_dead)
   end
 end
 
--- Claim up to `limit` ready jobs for `token`: {next delayed due (0: none), id, hash, ...}.
+-- Claim up to `limit` ready jobs for `token`: {next delayed due (0: none), job, ...}.
 -- A job the stalled check condemned (defa) is failed here at once, as BullMQ's worker does.
 local function fetch(limit, token, lease, name, keep_dead)
   local meta = rcall("HMGET", K_META, "paused", "concurrency", "max", "duration")
@@ -172,23 +177,23 @@ local function fetch(limit, token, lease, name, keep_dead)
       rcall("LPUSH", K_ACTIVE, id)
     end
     local key = PREFIX .. id
-    local defa = rcall("HGET", key, "defa")
-    if rcall("EXISTS", key) == 0 then
+    local job = rcall("HMGET", key, unpack(CLAIM_FIELDS))
+    if not job[4] then
       rcall("LREM", K_ACTIVE, -1, id) -- removed by someone else meanwhile
-    elseif defa then
+    elseif job[12] then
       rcall("LREM", K_ACTIVE, -1, id)
-      bury(id, key, defa, keep_dead)
+      bury(id, key, job[12], keep_dead)
       buried = true
     else
       if rate_max and rcall("INCR", K_LIMITER) == 1 then
         rcall("PEXPIRE", K_LIMITER, math.floor(tonumber(meta[4]) or 1000))
       end
+      job[8] = (tonumber(job[8]) or 0) + 1
       rcall("SET", key .. ":lock", token, "PX", lease)
-      rcall("HSET", key, "processedOn", NOW, "pb", name)
-      rcall("HINCRBY", key, "ats", 1)
+      rcall("HSET", key, "processedOn", NOW, "pb", name, "ats", job[8])
       emit("active", "jobId", id, "prev", "waiting")
-      out[#out + 1] = id
-      out[#out + 1] = rcall("HGETALL", key)
+      job[12] = id
+      out[#out + 1] = cjson.encode(job)
       taken = taken + 1
     end
   end
