@@ -101,7 +101,11 @@ def test_job_hash_fields_through_a_run(q, redis):
     fields = job_hash(redis, job.id)
     assert fields["name"] == "welcome"
     assert json.loads(fields["data"]) == {"to": "a@b.c"}
-    assert json.loads(fields["opts"]) == {"attempts": 2, "backoff": {"type": "fixed", "delay": 5}}
+    assert json.loads(fields["opts"]) == {
+        "attempts": 2,
+        "backoff": {"type": "fixed", "delay": 5},
+        "removeOnComplete": 10,  # the queue's keep_completed, for Node workers
+    }
     assert fields["delay"] == "0" and fields["priority"] == "0"
     assert int(fields["timestamp"]) == job.created_at_ms
 

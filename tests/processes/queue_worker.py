@@ -1,6 +1,8 @@
-"""A worker process for the SQLite queue tests (tests/sqlite/test_queue_sqlite.py).
+"""A worker process for the cross-process queue tests (tests/processes/test_queue_processes.py).
 
-Usage: python worker.py MODE URL FOLDER INDEX [CONFIG_JSON]
+It only talks to jexkv's public API, so it runs against any queue URL (sqlite://, redis://).
+
+Usage: python queue_worker.py MODE URL FOLDER INDEX [CONFIG_JSON]
 
 CONFIG_JSON: {"queue": str, "options": {open_queue kwargs}, "concurrency": int,
               "sleep": seconds per job, "count": int, "job_id": str, "deadline": seconds}

@@ -1,0 +1,91 @@
+"""Fixtures of the cross-process queue tests: the backend each test runs on, and worker processes.
+
+``backend`` is parametrised over the queue adapters that several processes can share:
+``sqlite`` (a file in the test's folder) and ``redis`` (database ``REDIS_DB`` of the session's
+``redis_server``, flushed before each test). ``spawn`` starts ``queue_worker.py`` processes and
+kills every one still running when the test ends, passed or failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+
+import jexkv
+
+REPO_ROOT = pathlib.Path(jexkv.__file__).resolve().parent.parent
+WORKER = pathlib.Path(__file__).resolve().parent / "queue_worker.py"
+BACKENDS = ["sqlite", "redis"]
+REDIS_DB = 10  # not the contract suites' database (9)
+
+Spawn = Callable[..., "subprocess.Popen[bytes]"]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where one test's queue lives."""
+
+    name: str
+    folder: pathlib.Path
+    redis_url: str | None = None
+    # The lease (ms) for the crash tests. Redis finds a lost job in its workers' stalled check,
+    # which runs every lease_ms and takes two rounds (mark, then recover once the lock expired):
+    # a longer lease there leaves the renewals room on a busy machine.
+    lease_ms: int = 500
+
+    def url(self, label: str) -> str:
+        """The queue URL for this test (``label`` names the SQLite file; Redis has one db)."""
+        if self.redis_url is not None:
+            return self.redis_url
+        return "sqlite:///" + str(self.folder / "db" / f"{label}.db")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Backend:
+    if request.param == "sqlite":
+        return Backend("sqlite", tmp_path)
+    server = request.getfixturevalue("redis_server")
+    url = server.url(db=REDIS_DB)
+    from jexkv.resp import Redis
+
+    with Redis.from_url(url) as client:
+        client.execute_command("FLUSHDB")
+    return Backend("redis", tmp_path, redis_url=url, lease_ms=1000)
+
+
+@pytest.fixture
+def spawn(tmp_path: pathlib.Path) -> Iterator[Spawn]:
+    """Start worker processes; every one still running at the end is killed."""
+    procs: list[subprocess.Popen[bytes]] = []
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+
+    def start(
+        mode: str, url: str, index: str, cfg: dict[str, Any] | None = None
+    ) -> subprocess.Popen[bytes]:
+        with open(tmp_path / f"err-{index}.txt", "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, str(WORKER), mode, url, str(tmp_path), index]
+                + [json.dumps(cfg or {})],
+                env=env,
+                cwd=str(tmp_path),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        procs.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
