@@ -1,4 +1,5 @@
-"""Task-queue benchmark: jexkv's queue adapters side by side with huey and persist-queue.
+"""Task-queue benchmark: jexkv's queue adapters side by side with huey, persist-queue, rq and
+Node BullMQ.
 
     python benchmarks/queue.py              # full run, rewrites the queue section of BENCHMARKS.md
     python benchmarks/queue.py --no-write   # print only
@@ -12,9 +13,15 @@ contenders, with a fresh store in a fresh temporary folder each round. Each peer
 its documentation drives it, with its default settings. A peer that is not installed is skipped
 with a note.
 
+The Redis contenders share one throwaway redis-server (benchmarks/_redis.py, a free 127.0.0.1
+port), each on a db of its own that is emptied (FLUSHDB) before each round: jexkv redis://, huey
+RedisHuey, rq (4 SimpleWorker processes in burst mode, on fewer jobs: it is slow) and Node BullMQ
+(benchmarks/node/bench.js through benchmarks/_node.py: one Worker with concurrency 4; the script
+times itself). They are skipped when redis-server, their Python package or node/npm is missing.
+
 Then jexkv alone: ``enqueue_many`` of N jobs in one call; the pickup latency of an idle worker
 (enqueue -> handler start, in-process and from a worker in another process on the same SQLite
-file); the lateness of delayed jobs (handler start - due time).
+file or Redis server); the lateness of delayed jobs (handler start - due time).
 
 This file is named like the stdlib ``queue`` module: ``_report`` is imported first, which moves
 benchmarks/ to the end of sys.path so that ``import queue`` (in jexkv, huey, multiprocessing)
@@ -22,10 +29,12 @@ still finds the stdlib. ``stdlib_queue_check`` fails the run if that ever stops 
 """
 
 import argparse
+import contextlib
 import gc
 import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,9 +42,12 @@ import tempfile
 import threading
 import time
 
+import _node
 import _report  # found in benchmarks/; puts the repo root first and benchmarks/ last on sys.path
+from _redis import HOST, RedisServer
 
 import jexkv
+import jexkv.resp
 
 WORKERS = 4
 QUEUE = "bench"
@@ -43,6 +55,11 @@ TASK = "noop"
 DRAIN_TIMEOUT_S = 120
 PICKUP_TIMEOUT_S = 10
 DELAY_MS = 200
+RQ_MAX_N = 1_000  # rq processes a few hundred jobs/s: it runs on at most this many jobs
+
+REDIS = {"port": None}  # the port of the redis-server main() starts, when there is one
+# One db each on that server, emptied before every use.
+DB_JEXKV, DB_HUEY, DB_RQ, DB_BULLMQ, DB_MANY, DB_LATENCY = range(6)
 
 
 def stdlib_queue_check():
@@ -57,6 +74,29 @@ def stdlib_queue_check():
 
 def sqlite_url(directory, name="queue.db"):
     return "sqlite:///" + os.path.join(directory, name)
+
+
+def redis_url(db):
+    return f"redis://{HOST}:{REDIS['port']}/{db}"
+
+
+def flushdb(db):
+    """Empty one db of the benchmark's redis-server (FLUSHDB), with jexkv's own client."""
+    client = jexkv.resp.Redis(HOST, REDIS["port"], db=db)
+    try:
+        client.execute_command("FLUSHDB")
+    finally:
+        client.close()
+
+
+def backend_url(backend, directory, db):
+    """The URL of a fresh jexkv store: memory://, a new SQLite file, or an emptied Redis db."""
+    if backend == "memory":
+        return "memory://"
+    if backend == "sqlite":
+        return sqlite_url(directory)
+    flushdb(db)
+    return redis_url(db)
 
 
 class Counter:
@@ -129,6 +169,17 @@ class JexkvSQLite(JexkvQueue):
 
     def __init__(self, directory, counter):
         super().__init__(sqlite_url(directory), counter)
+
+
+class JexkvRedis(JexkvQueue):
+    """``jexkv.open_queue(url)`` with its defaults (completed jobs deleted: keep_completed=0)."""
+
+    name = "jexkv redis://"
+    needs_server = True
+
+    def __init__(self, directory, counter):
+        flushdb(DB_JEXKV)
+        super().__init__(redis_url(DB_JEXKV), counter)
 
 
 class HueyQueue:
@@ -205,6 +256,26 @@ class HueySQLiteNoFsync(HueyQueue):
         return SqliteHuey("bench", filename=os.path.join(directory, "huey.db"), fsync=False)
 
 
+class HueyRedis(HueyQueue):
+    """RedisHuey with its defaults (a blocking BRPOP dequeue; no result kept for None)."""
+
+    name = "huey RedisHuey"
+    requires = ("huey", "redis")
+    needs_server = True
+
+    def make_huey(self, directory):
+        from huey import RedisHuey
+
+        flushdb(DB_HUEY)
+        return RedisHuey("bench", host=HOST, port=REDIS["port"], db=DB_HUEY)
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            self.huey.storage.pool.disconnect()
+
+
 class PersistQueueAck:
     """SQLiteAckQueue with a connection per thread (multithreading=True); 4 threads get/ack
     until the queue is empty (every job was put before they start)."""
@@ -252,7 +323,179 @@ class PersistQueueAck:
         self.q.close()
 
 
-CONTENDERS = [JexkvMemory, JexkvSQLite, HueyMemory, HueySQLite, HueySQLiteNoFsync, PersistQueueAck]
+def rq_noop():
+    """The rq job. rq imports it by name in its worker processes, which run this file as
+    __main__ too (see rq_worker_process), so it is enqueued as "__main__.rq_noop"."""
+
+
+def rq_worker_process(where):
+    """The child side of RQSimpleWorker: one SimpleWorker, built (imports, connection) before the
+    parent's clock starts; says "ready", waits for a line on stdin, works in burst mode (until
+    the queue is empty, then returns) and says "done". rq's default logging (INFO, lines per
+    job) writes to stdout: stdout is moved to stderr, which the parent sends to a file, and the
+    two words go out on the original stdout."""
+    stdlib_queue_check()
+    import redis
+    import rq
+
+    say = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    port, db = map(int, where.split(":"))
+    connection = redis.Redis(host=HOST, port=port, db=db)
+    worker = rq.SimpleWorker([rq.Queue(QUEUE, connection=connection)], connection=connection)
+    say.write("ready\n")
+    say.flush()
+    if sys.stdin.readline().strip() == "go":
+        worker.work(burst=True)
+        sys.stdout.flush()
+        say.write("done\n")
+        say.flush()
+
+
+class RQSimpleWorker:
+    """rq's way: 4 worker processes running SimpleWorker (no fork per job) in burst mode, what
+    ``rq worker --burst --worker-class rq.SimpleWorker`` runs; rq workers are processes (its job
+    timeouts use SIGALRM), not threads. They are started and have imported rq before the drain is
+    timed; the drain ends when all four have returned from work(burst=True)."""
+
+    name = "rq SimpleWorker"
+    requires = ("rq", "redis")
+    needs_server = True
+    max_n = RQ_MAX_N
+
+    def __init__(self, directory, counter):
+        import redis
+        import rq
+
+        flushdb(DB_RQ)
+        self.connection = redis.Redis(host=HOST, port=REDIS["port"], db=DB_RQ)
+        self.q = rq.Queue(QUEUE, connection=self.connection)
+        self.log = open(os.path.join(directory, "rq-workers.log"), "w")
+        self.children = []
+        where = f"{REDIS['port']}:{DB_RQ}"
+        for _ in range(WORKERS):
+            self.children.append(
+                subprocess.Popen(
+                    [sys.executable, os.path.abspath(__file__), "--rq-worker", where],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=self.log,
+                    text=True,
+                    cwd=_report.REPO_ROOT,
+                )
+            )
+        for child in self.children:
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"{self.name}: a worker process did not start: {self.tail()}")
+
+    def tail(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()[-2000:]
+
+    def enqueue(self, n):
+        enqueue = self.q.enqueue
+        for _ in range(n):
+            enqueue("__main__.rq_noop")
+
+    def drain(self):
+        for child in self.children:
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        for child in self.children:
+            if child.stdout.readline().strip() != "done":
+                raise RuntimeError(f"{self.name}: a worker process failed: {self.tail()}")
+
+    def check(self, n):
+        left, finished = self.q.count, self.q.finished_job_registry.count
+        failed = self.q.failed_job_registry.count
+        if left or failed or finished != n:
+            raise RuntimeError(f"{self.name}: {finished:,} finished of {n:,}, {failed} failed")
+
+    def close(self):
+        try:
+            for child in self.children:
+                if child.stdin and not child.stdin.closed:
+                    child.stdin.close()
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+                child.stdout.close()
+        finally:
+            self.log.close()
+            self.connection.close()
+
+
+class NodeBullMQ:
+    """benchmarks/node/bench.js (BullMQ as tests/interop/node/package-lock.json pins it):
+    Queue.add one job at a time, then one Worker with concurrency 4; the script times both
+    parts itself and reports the
+    job counts. BullMQ's defaults: completed jobs are kept. It warms up on 500 untimed jobs of
+    another queue first (a fresh node process per round, where the Python contenders run warm)."""
+
+    name = "Node BullMQ"
+    needs_server = True
+
+    @staticmethod
+    def unavailable():
+        try:
+            _node.node_modules()
+        except _node.NodeUnavailable as e:
+            return str(e)
+        return None
+
+    def __init__(self, directory, counter):
+        flushdb(DB_BULLMQ)
+        self.result = None
+
+    def run(self, n):
+        """(enqueue seconds, drain seconds), as the Node script measured them."""
+        self.result = _node.run_bullmq(REDIS["port"], DB_BULLMQ, n, WORKERS, host=HOST)
+        return self.result["enqueue_s"], self.result["drain_s"]
+
+    def check(self, n):
+        counts = self.result["counts"]
+        left = sum(counts[state] for state in ("waiting", "active", "delayed", "failed"))
+        if self.result["n"] != n or counts["completed"] != n or left:
+            raise RuntimeError(f"{self.name}: {n:,} jobs, counts {counts}")
+
+    def close(self):
+        pass
+
+
+CONTENDERS = [
+    JexkvMemory,
+    JexkvSQLite,
+    JexkvRedis,
+    HueyMemory,
+    HueySQLite,
+    HueySQLiteNoFsync,
+    HueyRedis,
+    PersistQueueAck,
+    RQSimpleWorker,
+    NodeBullMQ,
+]
+
+
+def missing(contender):
+    """Why a contender cannot run here, or None: no redis-server, a Python package or node."""
+    if getattr(contender, "needs_server", False) and REDIS["port"] is None:
+        return "redis-server is not on PATH"
+    requires = getattr(contender, "requires", ())
+    for module in (requires,) if isinstance(requires, str) else requires:
+        try:
+            __import__(module)
+        except ImportError:
+            package = getattr(contender, "package", module)
+            return f"{module} is not installed (pip install {package})"
+    unavailable = getattr(contender, "unavailable", None)
+    return unavailable() if unavailable else None
+
+
+def jobs_for(contender, n):
+    return min(n, getattr(contender, "max_n", n))
 
 
 def timed(fn, *args):
@@ -262,36 +505,50 @@ def timed(fn, *args):
 
 
 def run_throughput(n, rounds):
-    """{name: (enqueue jobs/s, processed jobs/s)} for the contenders that ran, {name: note}."""
-    runnable, skipped = _report.split_runnable(CONTENDERS)
+    """{name: (enqueue jobs/s, processed jobs/s)} for the contenders that ran, {name: note}.
+
+    A contender with a ``run(n)`` method times itself (the Node script); ``max_n`` caps its n."""
+    runnable, skipped = _report.split_runnable(CONTENDERS, missing)
     best = {c.name: [float("inf"), float("inf")] for c in runnable}
     for round_no in range(rounds):
         for contender in runnable:
+            jobs = jobs_for(contender, n)
             with tempfile.TemporaryDirectory(prefix="jexkv-bench-") as directory:
                 gc.collect()
-                store = contender(directory, Counter(n))
+                store = contender(directory, Counter(jobs))
                 try:
-                    enqueue_s = timed(store.enqueue, n)
-                    gc.collect()
-                    drain_s = timed(store.drain)
-                    store.check(n)
+                    if hasattr(store, "run"):
+                        enqueue_s, drain_s = store.run(jobs)
+                    else:
+                        enqueue_s = timed(store.enqueue, jobs)
+                        gc.collect()
+                        drain_s = timed(store.drain)
+                    store.check(jobs)
                 finally:
                     store.close()
             times = best[contender.name]
             times[0], times[1] = min(times[0], enqueue_s), min(times[1], drain_s)
         print(f"  round {round_no + 1}/{rounds} done", flush=True)
-    return {name: (n / e, n / d) for name, (e, d) in best.items()}, skipped
+    results = {}
+    for contender in runnable:
+        jobs, (e, d) = jobs_for(contender, n), best[contender.name]
+        results[contender.name] = (jobs / e, jobs / d)
+    return results, skipped
+
+
+def backends():
+    """The jexkv backends the jexkv-alone measures run on: redis only with a server."""
+    return ["memory", "sqlite", *(["redis"] if REDIS["port"] is not None else [])]
 
 
 def run_enqueue_many(n, rounds):
-    """{"memory": jobs/s, "sqlite": jobs/s} for one enqueue_many of n jobs, best of rounds."""
+    """{backend: jobs/s} for one enqueue_many of n jobs, best of rounds."""
     items = [{"name": TASK, "payload": None} for _ in range(n)]
-    best = {"memory": float("inf"), "sqlite": float("inf")}
+    best = {backend: float("inf") for backend in backends()}
     for _ in range(rounds):
         for backend in best:
             with tempfile.TemporaryDirectory(prefix="jexkv-bench-") as directory:
-                url = "memory://" if backend == "memory" else sqlite_url(directory)
-                with jexkv.open_queue(url) as q:
+                with jexkv.open_queue(backend_url(backend, directory, DB_MANY)) as q:
                     gc.collect()
                     seconds = timed(q.enqueue_many, QUEUE, items)
                     waiting = q.counts(QUEUE)["waiting"]
@@ -342,8 +599,8 @@ def pickup_in_process(url, samples, warmup, rng):
 
 
 def worker_process(url):
-    """The child side of pickup_across_processes: one idle worker on the same SQLite file that
-    prints "job_id time.time()" as the first thing its handler does."""
+    """The child side of pickup_across_processes: one idle worker on the same SQLite file or Redis
+    db that prints "job_id time.time()" as the first thing its handler does."""
     stdlib_queue_check()
     write, flush, clock = sys.stdout.write, sys.stdout.flush, time.time
 
@@ -365,7 +622,7 @@ def pickup_across_processes(url, samples, warmup, rng):
 
     lines = queue.Queue()
     latencies = []
-    with jexkv.open_queue(url) as q:  # creates the file and its tables before the child opens it
+    with jexkv.open_queue(url) as q:  # creates the SQLite file and tables before the child opens it
         child = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", url],
             stdin=subprocess.PIPE,
@@ -413,14 +670,16 @@ def pickup_across_processes(url, samples, warmup, rng):
 
 
 def delayed_lateness(url, samples, rng):
-    """Lateness (ms) of delay_ms=DELAY_MS jobs: time.time() at handler start - the job's own
-    due_at_ms (jexkv keeps times in whole ms, so due_at_ms may be up to 1 ms before the caller's
-    float "now + delay"). Jobs are enqueued 5-25 ms apart, so several are pending at once."""
-    lateness, done = {}, threading.Event()
+    """Lateness (ms) of delay_ms=DELAY_MS jobs: time.time() at handler start - the due_at_ms of
+    the job that enqueue returned (jexkv keeps times in whole ms, so due_at_ms may be up to 1 ms
+    before the caller's float "now + delay"). The enqueued job's due time, not the one the handler
+    sees: on Redis a promoted job's hash has delay 0, as BullMQ writes it. Jobs are enqueued
+    5-25 ms apart, so several are pending at once."""
+    started, due, done = {}, {}, threading.Event()
 
     def handler(job):
-        lateness[job.id] = time.time() * 1000 - job.due_at_ms
-        if len(lateness) == samples:
+        started[job.id] = time.time() * 1000
+        if len(started) == samples:
             done.set()
 
     with jexkv.open_queue(url) as q:
@@ -430,8 +689,10 @@ def delayed_lateness(url, samples, rng):
             job = q.enqueue(QUEUE, TASK, None, delay_ms=DELAY_MS)
             if job.due_at_ms < job.created_at_ms + DELAY_MS:
                 raise RuntimeError(f"delayed {url}: job {job.id} is due too soon: {job}")
+            due[job.id] = job.due_at_ms
         if not done.wait(DELAY_MS / 1000 + PICKUP_TIMEOUT_S):
-            raise RuntimeError(f"delayed {url}: {len(lateness)} of {samples} jobs ran")
+            raise RuntimeError(f"delayed {url}: {len(started)} of {samples} jobs ran")
+    lateness = {i: started[i] - due[i] for i in due}
     early = {i: ms for i, ms in lateness.items() if ms < 0}
     if early:
         raise RuntimeError(f"delayed {url}: jobs ran before they were due (ms): {early}")
@@ -439,20 +700,22 @@ def delayed_lateness(url, samples, rng):
 
 
 def run_latency(samples, delayed, rng):
-    """{measure: {"memory": (p50, p99) or None, "sqlite": (p50, p99) or None}}, in ms."""
+    """{measure: {backend: (p50, p99) or None}}, in ms."""
+    names = backends()
     results = {"in": {}, "across": {"memory": None}, "delayed": {}}
-    for backend in ("memory", "sqlite"):
+    for backend in names:
         with tempfile.TemporaryDirectory(prefix="jexkv-bench-") as directory:
-            url = "memory://" if backend == "memory" else sqlite_url(directory)
+            url = backend_url(backend, directory, DB_LATENCY)
             results["in"][backend] = percentiles(pickup_in_process(url, samples, 5, rng))
         print(f"  pickup in-process {backend} done", flush=True)
-    with tempfile.TemporaryDirectory(prefix="jexkv-bench-") as directory:
-        latencies = pickup_across_processes(sqlite_url(directory), samples, 5, rng)
-        results["across"]["sqlite"] = percentiles(latencies)
-    print("  pickup across processes done", flush=True)
-    for backend in ("memory", "sqlite"):
+    for backend in names[1:]:
         with tempfile.TemporaryDirectory(prefix="jexkv-bench-") as directory:
-            url = "memory://" if backend == "memory" else sqlite_url(directory)
+            url = backend_url(backend, directory, DB_LATENCY)
+            results["across"][backend] = percentiles(pickup_across_processes(url, samples, 5, rng))
+        print(f"  pickup across processes {backend} done", flush=True)
+    for backend in names:
+        with tempfile.TemporaryDirectory(prefix="jexkv-bench-") as directory:
+            url = backend_url(backend, directory, DB_LATENCY)
             results["delayed"][backend] = percentiles(delayed_lateness(url, delayed, rng))
     print("  delayed jobs done", flush=True)
     return results
@@ -472,89 +735,172 @@ def absolute_line(label, value, target, unit, higher_is_better=True, fmt="{:,.0f
     return f"- {label}: {shown} {unit} (target {sign} {goal} {unit}): {'met' if met else 'MISSED'}"
 
 
-def report(n, rounds, results, skipped, many, latency, samples, delayed, command):
+BACKEND_HEADERS = {"memory": "memory://", "sqlite": "sqlite (file)", "redis": "redis://"}
+REDIS_PEERS = ["huey RedisHuey", "rq SimpleWorker", "Node BullMQ"]
+
+
+def versions():
+    """The versions of redis-server and of the Redis peers that are there, as one line."""
+    found = []
+    if shutil.which("redis-server"):
+        out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
+        words = [w for w in out.split() if w.startswith("v=")]
+        found.append(f"redis-server {words[0][2:] if words else '?'}")
+    for module, label in (("huey", "huey"), ("redis", "redis-py"), ("rq", "rq")):
+        try:
+            found.append(f"{label} {__import__(module).__version__}")
+        except (ImportError, AttributeError):
+            pass
+    if shutil.which("node"):
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
+        found.append(f"node {node.strip()}")
+        found.append(", ".join(f"{p} {v}" for p, v in _node.pinned().items()))
+    return ", ".join(found)
+
+
+def throughput_table(n, results):
+    """Every contender's rates; the Redis peers also get jexkv redis:// / peer for both."""
     ENQ, PROC = 0, 1
     rows = []
     for contender in CONTENDERS:
-        name = contender.name
-        if name in results:
-            enq, proc = results[name]
-            rows.append([name, f"{enq:,.0f}", f"{proc:,.0f}"])
-        else:
-            rows.append([name, "skipped", "skipped"])
-    table = _report.markdown_table(
-        ["contender", "enqueue jobs/s", f"processed jobs/s ({WORKERS} threads)"], rows
-    )
+        name, jobs = contender.name, jobs_for(contender, n)
+        label = name if jobs == n else f"{name} ({jobs:,} jobs)"
+        if name not in results:
+            rows.append([label, "skipped", "skipped", "", ""])
+            continue
+        enq, proc = results[name]
+        versus = ["", ""]
+        if name in REDIS_PEERS:
+            versus = [
+                f"{value:.2f}x" if value is not None else "n/a"
+                for value in (
+                    ratio(results, JexkvRedis.name, name, ENQ),
+                    ratio(results, JexkvRedis.name, name, PROC),
+                )
+            ]
+        rows.append([label, f"{enq:,.0f}", f"{proc:,.0f}", *versus])
+    headers = [
+        "contender",
+        "enqueue jobs/s",
+        f"processed jobs/s ({WORKERS} workers)",
+        "jexkv redis / this, enqueue",
+        "jexkv redis / this, processed",
+    ]
+    return _report.markdown_table(headers, rows)
 
+
+def latency_table(n, many, latency):
     def ms(pair):
         return "n/a" if pair is None else f"{pair[0]:.2f} / {pair[1]:.2f}"
 
-    many_row = [f"{many[b]:,.0f}" for b in ("memory", "sqlite")]
-    latency_rows = [
-        [f"`enqueue_many` of {n:,} jobs (jobs/s)", *many_row],
-        ["pickup, idle worker in-process (ms)", *map(ms, latency["in"].values())],
-        ["pickup, idle worker in another process (ms)", *map(ms, latency["across"].values())],
+    names = list(many)
+    rows = [
+        [f"`enqueue_many` of {n:,} jobs (jobs/s)", *(f"{many[b]:,.0f}" for b in names)],
+        ["pickup, idle worker in-process (ms)", *(ms(latency["in"][b]) for b in names)],
+        ["pickup, idle worker in another process (ms)", *(ms(latency["across"][b]) for b in names)],
         [
             f"lateness of `delay_ms={DELAY_MS}` jobs (ms)",
-            *map(ms, latency["delayed"].values()),
+            *(ms(latency["delayed"][b]) for b in names),
         ],
     ]
-    latency_table = _report.markdown_table(["jexkv", "memory://", "sqlite (file)"], latency_rows)
+    return _report.markdown_table(["jexkv", *(BACKEND_HEADERS[b] for b in names)], rows)
 
-    mem, sql = JexkvMemory.name, JexkvSQLite.name
+
+def target_lines(results, skipped, many, latency):
+    ENQ, PROC = 0, 1
+    mem, sql, red = JexkvMemory.name, JexkvSQLite.name, JexkvRedis.name
     checks = [
         ("memory processed / huey memory processed", mem, HueyMemory.name, PROC, 2),
         ("sqlite processed / huey sqlite processed", sql, HueySQLite.name, PROC, 3),
         ("sqlite enqueue / huey sqlite enqueue", sql, HueySQLite.name, ENQ, 2),
+        ("redis processed / Node BullMQ processed", red, NodeBullMQ.name, PROC, 1),
+        ("redis processed / huey redis processed", red, HueyRedis.name, PROC, 3),
+        ("redis enqueue / Node BullMQ enqueue", red, NodeBullMQ.name, ENQ, 1),
     ]
-    ratios = []
+    lines = []
     for label, a, b, column, target in checks:
-        why = "; ".join(skipped[x] for x in (a, b) if x in skipped)
-        ratios.append(_report.ratio_line(label, ratio(results, a, b, column), target, missing=why))
-    ratios.append(absolute_line("sqlite `enqueue_many`", many["sqlite"], 50_000, "jobs/s"))
+        why = "; ".join(dict.fromkeys(skipped[x] for x in (a, b) if x in skipped))
+        lines.append(_report.ratio_line(label, ratio(results, a, b, column), target, missing=why))
+    for backend in ("sqlite", "redis"):
+        label = f"{backend} `enqueue_many`"
+        if backend in many:
+            lines.append(absolute_line(label, many[backend], 50_000, "jobs/s"))
+        else:
+            lines.append(f"- {label}: n/a (target >= 50,000 jobs/s): redis-server is not on PATH")
     for backend in ("memory", "sqlite"):
         p50 = latency["in"][backend][0]
-        ratios.append(
+        lines.append(
             absolute_line(f"pickup p50 in-process ({backend})", p50, 2, "ms", False, fmt="{:.2f}")
         )
-    ratios.append(
-        absolute_line(
-            "pickup p50 across processes (sqlite)",
-            latency["across"]["sqlite"][0],
-            50,
-            "ms",
-            False,
-            fmt="{:.2f}",
-        )
+    p50 = latency["across"]["sqlite"][0]
+    lines.append(
+        absolute_line("pickup p50 across processes (sqlite)", p50, 50, "ms", False, fmt="{:.2f}")
     )
-    info = []
+    return lines
+
+
+def info_lines(results, latency):
+    ENQ, PROC = 0, 1
+    sql, red = JexkvSQLite.name, JexkvRedis.name
+    lines = []
     for label, a, b, column in [
         ("sqlite processed / persist-queue processed", sql, PersistQueueAck.name, PROC),
         ("sqlite enqueue / persist-queue enqueue", sql, PersistQueueAck.name, ENQ),
         ("sqlite processed / huey sqlite fsync=False processed", sql, HueySQLiteNoFsync.name, PROC),
         ("sqlite enqueue / huey sqlite fsync=False enqueue", sql, HueySQLiteNoFsync.name, ENQ),
+        ("redis enqueue / huey redis enqueue", red, HueyRedis.name, ENQ),
+        ("redis processed / rq processed", red, RQSimpleWorker.name, PROC),
+        ("redis enqueue / rq enqueue", red, RQSimpleWorker.name, ENQ),
     ]:
         value = ratio(results, a, b, column)
         if value is not None:
-            info.append(f"- {label}: {value:.2f}x (no target)")
+            lines.append(f"- {label}: {value:.2f}x (no target)")
+    if "redis" in latency["in"]:
+        p50_in, p50_across = latency["in"]["redis"][0], latency["across"]["redis"][0]
+        lines.append(
+            f"- pickup p50 (redis): {p50_in:.2f} ms in-process, {p50_across:.2f} ms across"
+            " processes (no target)"
+        )
+    return lines
 
+
+def report(n, rounds, results, skipped, many, latency, samples, delayed, command):
     notes = [f"- {name}: skipped, {note}" for name, note in skipped.items()]
+    found = versions()
     lines = [
         "## Task queue",
         "",
         *_report.machine_lines(command),
+        *([f"- Versions: {found}"] if found else []),
         "",
         (
-            f"{n:,} no-op jobs enqueued one call at a time, then drained by {WORKERS} worker"
-            " threads in the same process, timed from starting the workers until every job is"
-            " done (the handler counts under a lock; jexkv is also waited on until `counts()`"
-            f" shows nothing waiting or active). Best of {rounds} rounds, interleaved, with a"
-            " fresh store in a fresh temporary folder each round. Peers run with their default"
-            " settings: huey's own consumer (`create_consumer(workers=4, worker_type='thread')`),"
-            " persist-queue with 4 threads doing `get`/`ack` (`multithreading=True`)."
+            f"{n:,} no-op jobs enqueued one call at a time, then drained by {WORKERS} workers,"
+            " timed from starting the workers until every job is done (the handler counts under"
+            " a lock; jexkv is also waited on until `counts()` shows nothing waiting or active)."
+            f" Best of {rounds} rounds, interleaved, with a fresh store in a fresh temporary"
+            " folder each round. Peers run with their default settings: huey's own consumer"
+            " (`create_consumer(workers=4, worker_type='thread')`), persist-queue with 4 threads"
+            " doing `get`/`ack` (`multithreading=True`)."
         ),
         "",
-        table,
+        (
+            "The Redis contenders share one local `redis-server` (127.0.0.1, no persistence),"
+            " each on its own db, emptied with FLUSHDB before every round. jexkv redis:// and"
+            " huey RedisHuey run 4 worker threads in this process, like the others. rq runs its"
+            " own way: 4 worker processes, each a `SimpleWorker` in burst mode (what `rq worker"
+            " --burst --worker-class rq.SimpleWorker` runs, with rq's default INFO logging to a"
+            " file), started before the clock, timed until all four have returned; on"
+            f" {jobs_for(RQSimpleWorker, n):,} jobs only, as it is slow. Node BullMQ"
+            " (benchmarks/node/bench.js) awaits `Queue.add` one job at a time, then runs one"
+            " `Worker` with `concurrency: 4`, timed by the script itself from creating the Worker"
+            " to its last `completed` event, after an untimed warm-up of 500 jobs on another"
+            " queue (a fresh node process runs each round). Completed jobs: jexkv deletes them"
+            " (`keep_completed=0`), BullMQ and rq keep them (their defaults), huey keeps no"
+            " result for a task that returns None. The last two columns are jexkv redis:// /"
+            " that peer."
+        ),
+        "",
+        throughput_table(n, results),
         "",
         (
             "SQLite durability differs: SqliteHuey and persist-queue keep SQLite's default"
@@ -572,17 +918,17 @@ def report(n, rounds, results, skipped, many, latency, samples, delayed, command
             f" latency, p50 / p99 over {samples} jobs sent one at a time to an idle worker"
             " (`concurrency=1`) after a random 2-20 ms pause, from just before `enqueue` to the"
             " first line of the handler; across processes the worker runs in a subprocess on the"
-            " same SQLite file and both sides read `time.time()`. Lateness of delayed jobs, p50 /"
-            f" p99 over {delayed} jobs with `delay_ms={DELAY_MS}` enqueued 5-25 ms apart:"
-            " `time.time()` at handler start minus the job's `due_at_ms`."
+            " same SQLite file or Redis db and both sides read `time.time()`. Lateness of delayed"
+            f" jobs, p50 / p99 over {delayed} jobs with `delay_ms={DELAY_MS}` enqueued 5-25 ms"
+            " apart: `time.time()` at handler start minus the job's `due_at_ms`."
         ),
         "",
-        latency_table,
+        latency_table(n, many, latency),
         "",
         "Ratios against targets:",
         "",
-        *ratios,
-        *info,
+        *target_lines(results, skipped, many, latency),
+        *info_lines(results, latency),
     ]
     return "\n".join(lines) + "\n"
 
@@ -590,9 +936,13 @@ def report(n, rounds, results, skipped, many, latency, samples, delayed, command
 def main(argv=None):
     parser = _report.arguments(__doc__.splitlines()[0], "jobs per round")
     parser.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)  # child process
+    parser.add_argument("--rq-worker", metavar="PORT:DB", help=argparse.SUPPRESS)  # child
     args = parser.parse_args(argv)
     if args.worker:
         worker_process(args.worker)
+        return
+    if args.rq_worker:
+        rq_worker_process(args.rq_worker)
         return
     stdlib_queue_check()
     n = args.n or (500 if args.quick else 5_000)
@@ -601,12 +951,16 @@ def main(argv=None):
     delayed = 10 if args.quick else 50
     rng = random.Random(1)
 
-    print(f"queue benchmark: {n:,} jobs, {WORKERS} worker threads, best of {rounds}", flush=True)
-    results, skipped = run_throughput(n, rounds)
-    print(f"enqueue_many: {n:,} jobs", flush=True)
-    many = run_enqueue_many(n, rounds)
-    print(f"latency: {samples} pickups, {delayed} delayed jobs", flush=True)
-    latency = run_latency(samples, delayed, rng)
+    print(f"queue benchmark: {n:,} jobs, {WORKERS} workers, best of {rounds}", flush=True)
+    with contextlib.ExitStack() as stack:
+        if shutil.which("redis-server"):
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="jexkv-bench-"))
+            REDIS["port"] = stack.enter_context(RedisServer(folder)).port
+        results, skipped = run_throughput(n, rounds)
+        print(f"enqueue_many: {n:,} jobs", flush=True)
+        many = run_enqueue_many(n, rounds)
+        print(f"latency: {samples} pickups, {delayed} delayed jobs", flush=True)
+        latency = run_latency(samples, delayed, rng)
     command = _report.command_line("queue.py")
     body = report(n, rounds, results, skipped, many, latency, samples, delayed, command)
     _report.publish("queue", body, args)

@@ -20,8 +20,9 @@ import pytest
 
 import jexkv
 from jexkv.resp import Redis
-from tests.interop.npm_cache import node_modules_dir
+from tests.interop.npm_cache import NodeUnavailable, node_modules_dir
 from tests.interop.processes import Side
+from tests.redis_server import unavailable
 
 INTEROP_DB = 13
 PREFIX = "bull"
@@ -31,7 +32,11 @@ CLOSE_TIMEOUT_MS = 2000
 
 @pytest.fixture(scope="session")
 def bullmq_node_modules() -> Path:
-    return node_modules_dir()
+    try:
+        return node_modules_dir()
+    except NodeUnavailable as exc:
+        unavailable(str(exc))  # a skip, or a failure under JEXKV_REQUIRE_REDIS=1
+        raise
 
 
 @pytest.fixture

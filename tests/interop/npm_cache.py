@@ -6,8 +6,8 @@
 being of those two files, and runs ``npm ci --ignore-scripts`` there (msgpackr then uses its
 pure-JS code instead of building a native addon); later calls and later runs reuse the folder.
 A lock file keeps two processes from installing into it at once. When node or npm is missing,
-or npm fails, the test is skipped with a reason (a failure under
-``JEXKV_REQUIRE_REDIS=1``, as in CI).
+or npm fails, it raises NodeUnavailable: conftest.py skips the test with that reason (a failure
+under ``JEXKV_REQUIRE_REDIS=1``, as in CI).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-
-from tests.redis_server import unavailable
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 MANIFESTS = ("package.json", "package-lock.json")
@@ -44,11 +42,14 @@ def lock_hash() -> str:
     return digest.hexdigest()[:16]
 
 
+class NodeUnavailable(Exception):
+    """node or npm is missing, or the install failed; the message says which."""
+
+
 def tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        unavailable(f"{name} is not on PATH: the BullMQ interop tests need node and npm")
-        raise AssertionError("unreachable")
+        raise NodeUnavailable(f"{name} is not on PATH: BullMQ needs node and npm")
     return path
 
 
@@ -81,18 +82,26 @@ def _install(npm: str, folder: Path) -> None:
         )
     except subprocess.TimeoutExpired:
         shutil.rmtree(staging, ignore_errors=True)
-        unavailable(f"`npm ci` of the pinned BullMQ took more than {NPM_TIMEOUT:.0f} s")
-        return
+        raise NodeUnavailable(
+            f"`npm ci` of the pinned BullMQ took more than {NPM_TIMEOUT:.0f} s"
+        ) from None
     if done.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        unavailable(f"`npm ci` of the pinned BullMQ failed:\n{(done.stdout + done.stderr)[-2000:]}")
+        output = (done.stdout + done.stderr)[-2000:]
+        raise NodeUnavailable(f"`npm ci` of the pinned BullMQ failed:\n{output}")
     (staging / DONE_MARK).write_text(json.dumps(_installed_versions(staging)))
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
 
 
+def pinned_versions() -> dict:
+    """{"bullmq": …, "ioredis": …}: the versions package-lock.json pins."""
+    return _pinned_versions()
+
+
 def node_modules_dir() -> Path:
-    """The cache's node_modules folder holding the pinned bullmq and ioredis."""
+    """The cache's node_modules folder holding the pinned bullmq and ioredis (installed on
+    first use); raises NodeUnavailable. The benchmarks use it too (benchmarks/_node.py)."""
     tool("node")
     npm = tool("npm")
     folder = cache_root() / f"interop-{lock_hash()}"
