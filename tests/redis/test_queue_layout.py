@@ -220,3 +220,35 @@ def test_an_evicting_server_gets_a_warning(url, redis, caplog):
         with jexkv.open_queue(url) as queue:
             queue.counts(QUEUE)
     assert not [r for r in caplog.records if "maxmemory" in r.getMessage()]
+
+
+def test_bullmq_global_concurrency_caps_active_jobs_across_workers(q, redis):
+    """meta.concurrency (BullMQ's setGlobalConcurrency) holds for jexkv's workers too."""
+    redis.execute_command("HSET", f"{Q}:meta", "concurrency", 1)
+    lock = threading.Lock()
+    running, most = [0], [0]
+
+    def handler(job):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+
+    q.enqueue_many(QUEUE, [{"name": "t", "payload": i} for i in range(12)])
+    q.register_worker(QUEUE, handler, concurrency=4)
+    assert wait_for(lambda: q.counts(QUEUE)["completed"] == 10)  # keep_completed=10
+    assert wait_for(lambda: q.counts(QUEUE)["active"] == q.counts(QUEUE)["waiting"] == 0)
+    assert most[0] == 1
+
+
+def test_bullmq_global_rate_limit_spreads_jobs_over_windows(q, redis):
+    """meta.max jobs per meta.duration ms (BullMQ's setGlobalRateLimit)."""
+    redis.execute_command("HSET", f"{Q}:meta", "max", 2, "duration", 400)
+    starts: list = []
+    q.enqueue_many(QUEUE, [{"name": "t", "payload": i} for i in range(6)])
+    q.register_worker(QUEUE, lambda job: starts.append(time.monotonic()), concurrency=4)
+    assert wait_for(lambda: len(starts) == 6, timeout=10)
+    # Six jobs at two per 400 ms window need three windows: the last starts >= 800 ms in.
+    assert starts[-1] - starts[0] >= 0.8 - 0.05

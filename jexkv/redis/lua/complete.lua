@@ -35,6 +35,8 @@ local limit = tonumber(ARGV[base])
 local claimed = {0}
 if limit > 0 then
   claimed = fetch(limit, ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], tonumber(ARGV[base + 4]))
+elseif #finished > 0 then
+  wake_if_ready() -- room was made: an idle worker may take the next job
 end
 if #claimed == 1 and rcall("LLEN", K_WAIT) == 0 and rcall("LLEN", K_ACTIVE) == 0
     and rcall("ZCARD", K_PRIO) == 0 then

@@ -146,6 +146,13 @@ local function bury(id, key, reason, keep_dead)
   end
 end
 
+-- More is ready and may be fetched: wake another idle worker.
+local function wake_if_ready()
+  if (rcall("LLEN", K_WAIT) > 0 or rcall("ZCARD", K_PRIO) > 0) and not paused_or_full() then
+    mark_ready(false)
+  end
+end
+
 -- Claim up to `limit` ready jobs for `token`: {next delayed due (0: none), job, ...}.
 -- A job the stalled check condemned (defa) is failed here at once, as BullMQ's worker does.
 local function fetch(limit, token, lease, name, keep_dead)
@@ -198,9 +205,7 @@ local function fetch(limit, token, lease, name, keep_dead)
     end
   end
   if buried and keep_dead > 0 then trim_finished(K_FAILED, keep_dead) end
-  if rcall("LLEN", K_WAIT) > 0 or rcall("ZCARD", K_PRIO) > 0 then
-    mark_ready(false) -- more is ready: wake another idle worker
-  end
+  wake_if_ready()
   out[1] = next_due()
   return out
 end
