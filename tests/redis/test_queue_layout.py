@@ -17,7 +17,7 @@ import jexkv
 from jexkv.resp import Redis
 from tests.helpers import wait_for
 
-DB = 10
+DB = 11  # contract suites: 9, tests/processes: 10, tests/interop: 13
 QUEUE = "mail"
 Q = "bull:" + QUEUE
 
