@@ -87,8 +87,11 @@ class _Waiter:
             # command is ended with CLIENT UNBLOCK, and its nil reply read.
             conn.send(pack_command("BZPOPMIN", self.marker, f"{seconds:.3f}"))
             if not conn.wait_readable(seconds if precise else seconds + _TICK_SLACK_S):
-                self.client.execute_command("CLIENT", "UNBLOCK", self.conn_id)
-            reply = conn.read_reply()
+                try:
+                    self.client.execute_command("CLIENT", "UNBLOCK", self.conn_id)
+                except ServerError:
+                    pass  # not allowed (ACL): the server's own timeout ends the wait
+            reply = conn.read_reply(conn.socket_timeout + _TICK_SLACK_S)
         except BaseException:
             self.conn = self.conn_id = None
             conn.close()
@@ -124,6 +127,8 @@ class RedisQueueBackend:
     ) -> None:
         self._client = client
         self._keep_opts = keep_opts(keep_completed, keep_dead)
+        # For jobs a fetch fails at once (stalled too often): the dead jobs to keep (-1: all).
+        self._keep_dead = -1 if keep_dead is None else keep_dead
         self._plain_opts: dict[int, str] = {}  # attempts -> opts of a job with no other option
         self._prefix = prefix
         self._ns = namespace
@@ -228,7 +233,7 @@ class RedisQueueBackend:
                 new.backoff and Backoff.from_dict(new.backoff),
                 None,
                 None,
-            )  # fmt: skip
+            )
             for job_id, new in zip(ids, jobs)
         ]
         for i in range(0, len(kept), 3):  # kept already: that job, as it is
@@ -238,7 +243,8 @@ class RedisQueueBackend:
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
         token, now = uuid.uuid4().hex, now_ms()
-        reply = self._run("fetch", queue, limit, token, lease_ms, self._worker_name, -1, now=now)
+        name, keep_dead = self._worker_name, self._keep_dead
+        reply = self._run("fetch", queue, limit, token, lease_ms, name, keep_dead, now=now)
         return self._claims(queue, reply, token, now)
 
     def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
@@ -270,7 +276,7 @@ class RedisQueueBackend:
         args: list[Any] = [keep, len(done)]
         for entry in done:
             args += entry
-        args += (next_limit, token, next_lease_ms, self._worker_name, -1)
+        args += (next_limit, token, next_lease_ms, self._worker_name, self._keep_dead)
         lost, claimed = self._run("complete", queue, *args, now=now)
         return [_text(job_id) for job_id in lost], self._claims(queue, claimed, token, now)
 
@@ -299,8 +305,8 @@ class RedisQueueBackend:
     def recover_stalled(
         self, queue: str, max_stalls: int, interval_ms: int, keep_dead: int | None
     ) -> int:
-        # Jobs past max_stalls are failed by whoever fetches them next (BullMQ's way),
-        # and kept by that worker's keep_dead.
+        # Jobs past max_stalls are failed by whoever fetches them next (BullMQ's way), and
+        # kept by that worker's keep_dead (``keep_dead`` here is this queue's, given to fetch).
         return int(self._run("stalled", queue, interval_ms, max_stalls))
 
     # -- inspection and repair ---------------------------------------------------------
