@@ -13,6 +13,7 @@ Rules:
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import socket
@@ -42,6 +43,9 @@ MAX_PRIORITY = 2**21  # BullMQ's limit: priority * 2**32 + counter must stay exa
 _MAX_DUE_MS = 2**53 // 4096 - 1  # delayed scores are due * 4096 + seq, exact in a double
 _BATCH = 1000  # what retry_dead / purge_dead move per script call
 _TICK_SLACK_S = 0.25  # how late past its timeout the server may answer a blocking command
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _text(value: Any) -> str:
@@ -197,7 +201,7 @@ class RedisQueueBackend:
 
     def add(self, queue: str, jobs: Sequence[NewJob]) -> list[Job]:
         now = now_ms()
-        args: list[Any] = [len(jobs)]
+        rows: list[tuple[str, str, str, int, int]] = []
         for new in jobs:
             if new.priority > MAX_PRIORITY:
                 raise ValueError(
@@ -212,11 +216,12 @@ class RedisQueueBackend:
                 opts = new_job_opts(new, self._keep_opts)
                 if plain and len(self._plain_opts) < 64:
                     self._plain_opts[new.attempts] = opts
-            args += (new.job_id or "", new.name, new.payload, opts, new.delay_ms, new.priority)
-        ids, kept = self._run("add", queue, *args, now=now)
+            rows.append((new.job_id or "", new.name, opts, new.delay_ms, new.priority))
+        # One JSON array for the small fields, the payloads (JSON already) as they are.
+        first, kept = self._run("add", queue, _dumps(rows), *(new.payload for new in jobs), now=now)
         added = [
             job_from(
-                _text(job_id),
+                new.job_id or str(first + i),
                 queue,
                 new.name,
                 decode(new.payload),
@@ -234,7 +239,7 @@ class RedisQueueBackend:
                 None,
                 None,
             )
-            for job_id, new in zip(ids, jobs)
+            for i, new in enumerate(jobs)
         ]
         for i in range(0, len(kept), 3):  # kept already: that job, as it is
             index = int(kept[i]) - 1

@@ -252,3 +252,19 @@ def test_bullmq_global_rate_limit_spreads_jobs_over_windows(q, redis):
     assert wait_for(lambda: len(starts) == 6, timeout=10)
     # Six jobs at two per 400 ms window need three windows: the last starts >= 800 ms in.
     assert starts[-1] - starts[0] >= 0.8 - 0.05
+
+
+def test_names_ids_and_payloads_with_json_specials_round_trip(q, redis):
+    names = ['quote " and \\ back', "ünï €", "tab\tnew\nline", "😀"]
+    jobs = q.enqueue_many(
+        QUEUE,
+        [{"name": n, "payload": {"n": n}, "job_id": f"id-{n}"} for n in names]
+        + [{"name": n, "payload": [n]} for n in names],
+    )
+    for job, name in zip(jobs, names + names):
+        fields = job_hash(redis, job.id)
+        assert fields["name"] == name
+        again = q.get_job(QUEUE, job.id)
+        assert (again.name, again.payload) == (name, job.payload)
+    assert [job.id for job in jobs[:4]] == [f"id-{n}" for n in names]
+    assert [int(job.id) for job in jobs[4:]] == [5, 6, 7, 8]

@@ -1,29 +1,28 @@
---[[ add: ARGV[3] = count, then per job: custom id ("" for a queue-chosen one), name, data,
-opts (JSON), delay ms, priority. Returns {ids, kept}: every job's id in order, and for each
-job whose custom id is kept already (nothing is written for it) its index (from 1), state
-and hash. Due delayed jobs are promoted first, so a new job never overtakes one already due. ]]
+--[[ add: ARGV[3] = the jobs as one JSON array of [custom id ("" for a queue-chosen one), name,
+opts (JSON text), delay ms, priority]; ARGV[4 + i] = job i's data (JSON text). Every job takes
+one number from Q:id (a queue-chosen id is that number), so the ids are the reply's first
+number onwards. Returns {first number, kept}: for each job whose custom id is kept already
+(nothing is written for it), its index (from 1), state and hash.
+Due delayed jobs are promoted first, so a new job never overtakes one already due. ]]
 local held = paused_or_full()
 promote(held)
-local ids, kept = {}, {}
+local jobs = cjson.decode(ARGV[3])
+local kept = {}
 local ready = false
-local count = tonumber(ARGV[3])
-for i = 0, count - 1 do
-  local base = 4 + i * 6
-  local custom, name = ARGV[base], ARGV[base + 1]
-  local delay, priority = tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5])
-  local counter = rcall("INCR", K_ID)
+local first = rcall("INCRBY", K_ID, #jobs) - #jobs + 1
+for i, job in ipairs(jobs) do
+  local custom, name, delay, priority = job[1], job[2], job[4], job[5]
   local id = custom
-  if id == "" then id = tostring(counter) end
+  if id == "" then id = tostring(first + i - 1) end
   local key = PREFIX .. id
-  ids[i + 1] = id
   if custom ~= "" and rcall("EXISTS", key) == 1 then
     emit("duplicated", "jobId", id)
-    kept[#kept + 1] = i + 1
+    kept[#kept + 1] = i
     kept[#kept + 1] = state_of(id)
     kept[#kept + 1] = rcall("HGETALL", key)
   else
-    rcall("HSET", key, "name", name, "data", ARGV[base + 2], "opts", ARGV[base + 3],
-          "timestamp", NOW, "delay", delay, "priority", priority)
+    rcall("HSET", key, "name", name, "data", ARGV[3 + i], "opts", job[3], "timestamp", NOW,
+          "delay", delay, "priority", priority)
     emit("added", "jobId", id, "name", name)
     if delay > 0 then
       add_delayed(id, NOW + delay)
@@ -41,4 +40,4 @@ for i = 0, count - 1 do
 end
 if ready then mark_ready(held) end
 trim_events()
-return {ids, kept}
+return {first, kept}
