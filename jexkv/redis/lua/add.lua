@@ -3,8 +3,16 @@ opts (JSON text), delay ms, priority]; ARGV[4 + i] = job i's data (JSON text). E
 one number from Q:id (a queue-chosen id is that number), so the ids are the reply's first
 number onwards. Returns {first number, kept}: for each job whose custom id is kept already
 (nothing is written for it), its index (from 1), state and hash.
-Due delayed jobs are promoted first, so a new job never overtakes one already due. ]]
-local held = paused_or_full()
+Due delayed jobs are promoted first, so a new job never overtakes one already due. Each job's
+last event trims the stream (MAXLEN ~ opts.maxLenEvents), as BullMQ's add does. ]]
+local meta = rcall("HMGET", K_META, "paused", "concurrency", "opts.maxLenEvents")
+local held = meta[1] ~= false
+if not held and meta[2] then held = rcall("LLEN", K_ACTIVE) >= tonumber(meta[2]) end
+local most = meta[3]
+if not most then
+  most = 10000
+  rcall("HSET", K_META, "opts.maxLenEvents", most)
+end
 promote(held)
 local jobs = cjson.decode(ARGV[3])
 local kept = {}
@@ -26,7 +34,8 @@ for i, job in ipairs(jobs) do
     emit("added", "jobId", id, "name", name)
     if delay > 0 then
       add_delayed(id, NOW + delay)
-      emit("delayed", "jobId", id, "delay", NOW + delay)
+      rcall("XADD", K_EVENTS, "MAXLEN", "~", most, "*", "event", "delayed", "jobId", id,
+            "delay", NOW + delay)
     else
       if priority == 0 then
         rcall("LPUSH", K_WAIT, id)
@@ -34,10 +43,9 @@ for i, job in ipairs(jobs) do
         rcall("ZADD", K_PRIO, priority_score(priority), id)
       end
       ready = true
-      emit("waiting", "jobId", id)
+      rcall("XADD", K_EVENTS, "MAXLEN", "~", most, "*", "event", "waiting", "jobId", id)
     end
   end
 end
 if ready then mark_ready(held) end
-trim_events()
 return {first, kept}
