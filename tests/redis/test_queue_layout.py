@@ -268,3 +268,21 @@ def test_names_ids_and_payloads_with_json_specials_round_trip(q, redis):
         assert (again.name, again.payload) == (name, job.payload)
     assert [job.id for job in jobs[:4]] == [f"id-{n}" for n in names]
     assert [int(job.id) for job in jobs[4:]] == [5, 6, 7, 8]
+
+
+def test_retries_exhausted_only_when_the_attempts_are_used_up(url, redis):
+    with jexkv.open_queue(url, keep_dead=0) as q:
+        early = q.enqueue(QUEUE, "gives up early", None, attempts=3)
+        last = q.enqueue(QUEUE, "last try", None, attempts=1)
+
+        def handler(job):
+            if job.id == early.id:
+                raise jexkv.Unrecoverable("stop")
+            raise ValueError("no")
+
+        q.register_worker(QUEUE, handler)
+        assert wait_for(lambda: ("failed", last.id) in events(redis))
+        assert wait_for(lambda: ("failed", early.id) in events(redis))
+        exhausted = [job_id for kind, job_id in events(redis) if kind == "retries-exhausted"]
+        assert exhausted == [last.id]
+        assert q.get_job(QUEUE, early.id) is None  # keep_dead=0: not kept

@@ -133,6 +133,7 @@ end
 -- Move an active job (lock already released) to the dead-letter set `failed`.
 local function bury(id, key, reason, keep_dead)
   local made = rcall("HINCRBY", key, "atm", 1)
+  local exhausted = made >= attempts_of(key)
   rcall("HDEL", key, "defa")
   if keep_dead == 0 then
     rcall("DEL", key, key .. ":logs")
@@ -141,7 +142,7 @@ local function bury(id, key, reason, keep_dead)
     rcall("HSET", key, "failedReason", reason, "finishedOn", NOW)
   end
   emit("failed", "jobId", id, "failedReason", reason, "prev", "active")
-  if made >= attempts_of(key) then
+  if exhausted then
     emit("retries-exhausted", "jobId", id, "attemptsMade", made)
   end
 end
