@@ -66,9 +66,7 @@ _ADAPTER: dict[tuple[str, str], dict[str, _Spec]] = {
 }
 # The URL schemes of each adapter.
 _SCHEMES = {"memory": "memory", "sqlite": "sqlite", "redis": "redis", "rediss": "redis",
-            "unix": "redis"}  # fmt: skip
-# Schemes (or kinds on a scheme) that a later release serves; named so the error says so.
-_PLANNED = ("redis+cluster", "redis+sentinel")
+            "unix": "redis", "redis+cluster": "redis", "redis+sentinel": "redis"}  # fmt: skip
 
 
 def _coerce(name: str, value: Any, spec: _Spec, *, from_query: bool) -> Any:
@@ -136,8 +134,6 @@ def parse_url(
         raise ConfigError(f"malformed URL {url!r}: {exc}") from None
     scheme = parts.scheme.lower()
     adapter = _SCHEMES.get(scheme)
-    if scheme in _PLANNED or (adapter is not None and (kind, adapter) not in _ADAPTER):
-        raise ConfigError(f"the {scheme}:// {kind} adapter is not available yet in this release")
     if adapter is None:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
         raise ConfigError(f"unknown URL scheme {parts.scheme!r} in {url!r} (known: {known})")
@@ -181,11 +177,10 @@ def _sqlite_kv(location: str, options: dict[str, Any]) -> KVStore:
 
 def _redis_kv(location: str, options: dict[str, Any]) -> KVStore:
     from jexkv.redis.kv import RedisKV
-    from jexkv.resp import Redis
-    from jexkv.resp.url import parse_redis_url
+    from jexkv.resp.connect import client_for_url
 
     namespace = options.pop("namespace", "")
-    client = Redis(**parse_redis_url(location, options))
+    client = client_for_url(location, options)
     return RedisKV(client, namespace=namespace, description=repr(client))
 
 

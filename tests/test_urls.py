@@ -134,8 +134,10 @@ ERROR_CASES = [
     ("redis://localhost:1/0", {"ssl_ca_file": "ca.pem"}, "rediss"),
     ("redis://localhost:1/0", {"purge_interval_ms": 5}, "purge_interval_ms"),
     ("unix://", {}, "path"),
-    ("redis+cluster://h1:7000,h2:7001", {}, "not available yet"),
-    ("redis+sentinel://h1:26379,h2:26379/mymaster/0", {}, "not available yet"),
+    ("redis+cluster://h1:7000,h2:7001/3", {}, "only database 0"),
+    ("redis+cluster://h1:7000,,h2:7001", {}, "empty host"),
+    ("redis+sentinel://h1:26379,h2:26379", {}, "names no service"),
+    ("redis+sentinel://h1:26379/mymaster/x", {}, "must be a number"),
 ]
 
 

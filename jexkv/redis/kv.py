@@ -13,7 +13,8 @@ from typing import Any
 
 from jexkv.codec import check_amount, check_key, check_ttl, decode, encode
 from jexkv.errors import ClosedError, WrongTypeError
-from jexkv.resp import Redis, ServerError
+from jexkv.resp import ServerError
+from jexkv.resp.connect import AnyRedis
 
 __all__ = ["RedisKV"]
 
@@ -26,6 +27,18 @@ if existed == 0 and ARGV[2] ~= '0' then
 end
 return value
 """
+# SET every key (KEYS) to its value (ARGV[2..]), with PX ARGV[1] unless it is 0: atomic.
+_SET_MANY = """
+local ttl = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+    if ttl > 0 then
+        redis.call('SET', key, ARGV[i + 1], 'PX', ttl)
+    else
+        redis.call('SET', key, ARGV[i + 1])
+    end
+end
+return #KEYS
+"""
 _GLOB = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 _SCAN_COUNT = 500
 
@@ -37,12 +50,15 @@ def _value(data: Any) -> Any:
 class RedisKV:
     """A KV store on Redis; any number of processes may share one server."""
 
-    def __init__(self, client: Redis, *, namespace: str = "", description: str = "redis") -> None:
+    def __init__(
+        self, client: AnyRedis, *, namespace: str = "", description: str = "redis"
+    ) -> None:
         self._client = client
         self._ns = namespace
         self._description = description
         self._closed = False
         self._incr = client.register_script(_INCR)
+        self._set_many = client.register_script(_SET_MANY)
 
     def _key(self, key: object) -> str:
         if self._closed:
@@ -65,11 +81,13 @@ class RedisKV:
         return int(self._run("PTTL", self._key(key)))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        names = [(key, self._key(key)) for key in keys]
-        if not names:
-            return {}
-        values = self._run("MGET", *(full for _, full in names))
-        return {key: _value(v) for (key, _), v in zip(names, values) if v is not None}
+        names = {self._key(key): key for key in keys}
+        found: dict[str, Any] = {}
+        for group in self._client.slot_groups(names):  # one MGET (one slot on a cluster)
+            for full, value in zip(group, self._run("MGET", *group)):
+                if value is not None:
+                    found[names[full]] = _value(value)
+        return found
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         if self._closed:
@@ -80,20 +98,16 @@ class RedisKV:
 
     def _scan(self, pattern: str) -> Iterator[str]:
         # SCAN may hand out a key twice (while the server rehashes): remember the keys
-        # seen, so each one comes back once. Pages are fetched as the caller iterates.
+        # seen, so each one comes back once. Pages are fetched as the caller iterates
+        # (on a cluster, every primary in turn).
         seen: set[bytes] = set()
         cut = len(self._ns)
-        cursor = b"0"
-        while True:
+        for name in self._client.scan_iter(pattern, _SCAN_COUNT):
             if self._closed:
                 raise ClosedError(f"this KV store on {self._description} is closed")
-            cursor, names = self._run("SCAN", cursor, "MATCH", pattern, "COUNT", _SCAN_COUNT)
-            for name in names:
-                if name not in seen:
-                    seen.add(name)
-                    yield name.decode("utf-8")[cut:]
-            if cursor in (b"0", 0, "0"):
-                return
+            if name not in seen:
+                seen.add(name)
+                yield name.decode("utf-8")[cut:]
 
     # -- writes --------------------------------------------------------------------------
 
@@ -118,18 +132,14 @@ class RedisKV:
         return self._run(*args) is not None
 
     def set_many(self, mapping: Mapping[str, Any], *, ttl_ms: int | None = None) -> None:
-        items = [(self._key(key), encode(value)) for key, value in mapping.items()]
-        ttl = () if ttl_ms is None else ("PX", check_ttl(ttl_ms))
-        if not items:
-            return
-        pipe = self._client.pipeline(transaction=True)  # MULTI/EXEC: all or nothing
-        for full, text in items:
-            pipe.execute_command("SET", full, text, *ttl)
-        pipe.execute()
+        items = {self._key(key): encode(value) for key, value in mapping.items()}
+        ttl = 0 if ttl_ms is None else check_ttl(ttl_ms)
+        # One script per slot: atomic on one server; on a cluster, atomic per slot.
+        for group in self._client.slot_groups(items):
+            self._set_many(keys=group, args=[ttl, *(items[full] for full in group)])
 
     def delete(self, *keys: str) -> int:
-        names = [self._key(key) for key in keys]
-        return int(self._run("UNLINK", *names)) if names else 0
+        return self._unlink([self._key(key) for key in keys]) if keys else 0
 
     def expire(self, key: str, ttl_ms: int) -> bool:
         full = self._key(key)
@@ -169,11 +179,12 @@ class RedisKV:
         for key in self._scan(self._ns.translate(_GLOB) + "*"):
             batch.append(self._ns + key)
             if len(batch) >= _SCAN_COUNT:
-                removed += int(self._run("UNLINK", *batch))
+                removed += self._unlink(batch)
                 batch = []
-        if batch:
-            removed += int(self._run("UNLINK", *batch))
-        return removed
+        return removed + (self._unlink(batch) if batch else 0)
+
+    def _unlink(self, names: list[str]) -> int:
+        return sum(int(self._run("UNLINK", *group)) for group in self._client.slot_groups(names))
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -30,7 +30,9 @@ from jexkv.errors import BackendError, ConfigError
 from jexkv.jobs import STATES, Backoff, Job, NewJob, job_from
 from jexkv.redis.job_hash import claimed_job, hash_to_job, keep_opts, new_job_opts
 from jexkv.redis.scripts import load_scripts, queue_keys
-from jexkv.resp import Redis, ServerError
+from jexkv.resp import ServerError
+from jexkv.resp.cluster import key_slot
+from jexkv.resp.connect import AnyRedis
 from jexkv.resp.connection import Connection
 from jexkv.resp.protocol import ErrorReply, pack_command
 from jexkv.taskqueue import JobQueue
@@ -55,12 +57,13 @@ def _text(value: Any) -> str:
 class _Waiter:
     """The idle threads of one queue in this process: one blocks on the marker, others wait."""
 
-    def __init__(self, client: Redis, marker: str, name: str) -> None:
+    def __init__(self, client: AnyRedis, marker: str, name: str) -> None:
         self.client, self.marker, self.name = client, marker, name
         self.cond = threading.Condition()
         self.blocking = False
         self.conn: Connection | None = None
         self.conn_id: int | None = None
+        self.node = client.node_for(marker)
 
     def wait(self, deadline: float, stop: threading.Event, precise: bool) -> None:
         """Wait until ``deadline`` (monotonic) at most; ``precise``: a job is due then."""
@@ -81,7 +84,8 @@ class _Waiter:
     def _block(self, seconds: float, precise: bool) -> None:
         conn = self.conn
         if conn is None or not conn.is_connected or conn.pid != os.getpid():
-            conn = self.client.new_connection(client_name=self.name)
+            self.node = self.client.node_for(self.marker)  # on a cluster: the marker's node
+            conn = self.node.new_connection(client_name=self.name)
             conn.connect()
             self.conn_id = int(conn.execute("CLIENT", "ID"))
             self.conn = conn
@@ -92,7 +96,7 @@ class _Waiter:
             conn.send(pack_command("BZPOPMIN", self.marker, f"{seconds:.3f}"))
             if not conn.wait_readable(seconds if precise else seconds + _TICK_SLACK_S):
                 try:
-                    self.client.execute_command("CLIENT", "UNBLOCK", self.conn_id)
+                    self.node.execute_command("CLIENT", "UNBLOCK", self.conn_id)
                 except ServerError:
                     pass  # not allowed (ACL): the server's own timeout ends the wait
             reply = conn.read_reply(conn.socket_timeout + _TICK_SLACK_S)
@@ -101,6 +105,13 @@ class _Waiter:
             conn.close()
             raise
         if isinstance(reply, ErrorReply):
+            self.conn = self.conn_id = None
+            conn.close()
+            if reply.code in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
+                note = getattr(self.client, "note_redirect", None)
+                if note is not None:
+                    note(reply)  # the slot moved: the next wait finds its node again
+                return
             raise BackendError(f"waiting on {self.marker} failed: {reply}")
 
     def notify(self) -> None:
@@ -110,7 +121,7 @@ class _Waiter:
             conn_id = self.conn_id if self.blocking else None
         if conn_id is not None:
             try:
-                self.client.execute_command("CLIENT", "UNBLOCK", conn_id)
+                self.node.execute_command("CLIENT", "UNBLOCK", conn_id)
             except BackendError:
                 pass  # it returns by its own timeout then
 
@@ -122,7 +133,7 @@ class _Waiter:
 class RedisQueueBackend:
     def __init__(
         self,
-        client: Redis,
+        client: AnyRedis,
         *,
         prefix: str = "bull",
         namespace: str = "",
@@ -150,7 +161,14 @@ class RedisQueueBackend:
         found = self._keys.get(queue)
         if found is None:
             base = f"{self._prefix}:{self._ns}{queue}"
-            found = self._keys[queue] = (queue_keys(base), base + ":")
+            keys = queue_keys(base)
+            if getattr(self._client, "is_cluster", False) and len(set(map(key_slot, keys))) > 1:
+                raise ConfigError(
+                    f"on a Redis Cluster every key of a queue must share one slot, and those "
+                    f"of {queue!r} ({base}:…) do not: put a hash tag in the prefix "
+                    f"(prefix='{{{self._prefix}}}') or in the queue name"
+                )
+            found = self._keys[queue] = (keys, base + ":")
         return found
 
     def _run(self, script: str, queue: str, *args: Any, now: int | None = None) -> Any:
@@ -373,7 +391,7 @@ class RedisQueueBackend:
 
 def open_redis_queue(location: str, options: dict[str, Any]) -> JobQueue:
     """A task queue on Redis in BullMQ's layout; ``location`` is the Redis URL."""
-    from jexkv.resp.url import parse_redis_url
+    from jexkv.resp.connect import client_for_url
 
     prefix = options.pop("prefix", "bull")
     if not prefix or any(c in prefix for c in "\r\n "):
@@ -384,7 +402,7 @@ def open_redis_queue(location: str, options: dict[str, Any]) -> JobQueue:
         for name in ("lease_ms", "keep_completed", "keep_dead", "max_stalls")
         if name in options
     }
-    client = Redis(**parse_redis_url(location, options))
+    client = client_for_url(location, options)
     backend = RedisQueueBackend(
         client,
         prefix=prefix,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from importlib import resources
 
-from jexkv.resp import Redis, Script
+from jexkv.resp import Script
+from jexkv.resp.connect import AnyRedis
 
 __all__ = ["NAMES", "KEY_NAMES", "load_scripts", "queue_keys"]
 
@@ -72,7 +73,7 @@ def build(body: str, lib: str) -> str:
     return preamble + kept + "\n" + body
 
 
-def load_scripts(client: Redis) -> dict[str, Script]:
+def load_scripts(client: AnyRedis) -> dict[str, Script]:
     """Every queue script, bound to ``client`` (sent to the server on first use)."""
     lib = _source("lib")
     return {name: client.register_script(build(_source(name), lib)) for name in NAMES}

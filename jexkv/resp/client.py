@@ -16,7 +16,7 @@ import hashlib
 import random
 import ssl
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from jexkv.errors import BackendTimeout, BackendUnavailable, ConfigError
@@ -79,6 +79,7 @@ class Redis:
             client_name=client_name,
         )
         self._where = path or f"{host}:{port}"
+        self.host, self.port = host, port
         self.db = db
         self.socket_timeout = socket_timeout
         self.retries = retries
@@ -133,6 +134,27 @@ class Redis:
 
     def pipeline(self, transaction: bool = False) -> Pipeline:
         return Pipeline(self, transaction)
+
+    # The few methods that differ on a cluster (jexkv.resp.cluster.RedisCluster), so that
+    # adapters take either client: on one server, one node holds every key.
+
+    def node_for(self, key: str | bytes) -> Redis:
+        """The client of the server holding ``key``: this one."""
+        return self
+
+    def slot_groups(self, keys: Iterable[str]) -> list[list[str]]:
+        """``keys`` in groups one multi-key command may take: all of them, here."""
+        group = list(keys)
+        return [group] if group else []
+
+    def scan_iter(self, match: str, count: int = 500) -> Iterator[bytes]:
+        """SCAN MATCH, page by page as the caller iterates (a key may come twice)."""
+        cursor: Any = b"0"
+        while True:
+            cursor, names = self.execute_command("SCAN", cursor, "MATCH", match, "COUNT", count)
+            yield from names
+            if cursor in (b"0", 0, "0"):
+                return
 
     def register_script(self, lua: str) -> Script:
         return Script(self, lua)
@@ -256,7 +278,8 @@ class Script:
         self.sha = hashlib.sha1(lua.encode()).hexdigest()
         self._heads: dict[tuple[Any, ...], tuple[int, bytes]] = {}
 
-    def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+    def packed(self, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
+        """The EVALSHA command for these keys and arguments, packed."""
         key_tuple = tuple(keys)
         head = self._heads.get(key_tuple)
         if head is None:
@@ -264,7 +287,10 @@ class Script:
                 self._heads.clear()
             packed = pack_args(("EVALSHA", self.sha, len(key_tuple), *key_tuple))
             head = self._heads[key_tuple] = (3 + len(key_tuple), packed)
-        packed = b"*%d\r\n" % (head[0] + len(args)) + head[1] + pack_args(args)
+        return b"*%d\r\n" % (head[0] + len(args)) + head[1] + pack_args(args)
+
+    def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+        packed = self.packed(keys, args)
         try:
             return self._client.execute_packed(packed, "EVALSHA")
         except NoScriptError:

@@ -215,6 +215,16 @@ class ConnectionPool:
         for conn in idle:
             conn.close()
 
+    def close_idle(self) -> None:
+        """Close the idle connections (their server may be gone); the pool stays open."""
+        self._check_pid()
+        with self._cond:
+            idle, self._idle = self._idle, []
+            self._created -= len(idle)
+            self._cond.notify_all()
+        for conn in idle:
+            conn.close()
+
     @property
     def closed(self) -> bool:
         return self._closed

@@ -1,4 +1,5 @@
-"""Redis URLs: ``redis://``, ``rediss://`` (TLS, verified) and ``unix://``, to Redis() arguments.
+"""Redis URLs to client arguments: ``redis://``, ``rediss://`` (TLS, verified), ``unix://``,
+``redis+cluster://`` and ``redis+sentinel://``.
 
 Rule: every part and option is checked here; a bad one raises ConfigError naming
 it (never quoting the password) before anything connects.
@@ -12,7 +13,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from jexkv.errors import ConfigError
 
-__all__ = ["parse_redis_url"]
+__all__ = ["parse_cluster_url", "parse_redis_url", "parse_sentinel_url"]
 
 _URL_OPTIONS = frozenset(
     "connect_timeout_ms socket_timeout_ms client_name max_connections retries db"
@@ -39,10 +40,7 @@ def parse_redis_url(url: str, options: dict[str, Any]) -> dict[str, Any]:
     except ValueError as exc:
         raise ConfigError(f"malformed Redis URL: {exc}") from None
     scheme = parts.scheme.lower()
-    given = {**dict(parse_qsl(parts.query, keep_blank_values=True)), **options}
-    unknown = sorted(set(given) - _URL_OPTIONS)
-    if unknown:
-        raise ConfigError(f"unknown Redis option(s) {', '.join(map(repr, unknown))}")
+    given = _query(parts.query, options)
     kwargs: dict[str, Any] = {}
     if scheme in ("redis", "rediss"):
         kwargs["host"] = parts.hostname or "localhost"
@@ -63,6 +61,11 @@ def parse_redis_url(url: str, options: dict[str, Any]) -> dict[str, Any]:
         kwargs["username"] = unquote(parts.username)
     if parts.password is not None:
         kwargs["password"] = unquote(parts.password)
+    return _client_options(given, scheme == "rediss", kwargs)
+
+
+def _client_options(given: dict[str, Any], tls_url: bool, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The connection options of every kind of Redis URL, into ``kwargs``."""
     for name, key in (
         ("connect_timeout_ms", "connect_timeout"),
         ("socket_timeout_ms", "socket_timeout"),
@@ -75,7 +78,7 @@ def parse_redis_url(url: str, options: dict[str, Any]) -> dict[str, Any]:
     if "client_name" in given:
         kwargs["client_name"] = str(given.pop("client_name"))
     tls = {k: given.pop(k) for k in list(given) if k.startswith("ssl_")}
-    if scheme == "rediss":
+    if tls_url:
         context = ssl.create_default_context(cafile=tls.get("ssl_ca_file"))
         context.check_hostname = _flag("ssl_check_hostname", tls.get("ssl_check_hostname", True))
         if "ssl_cert_file" in tls:
@@ -84,6 +87,84 @@ def parse_redis_url(url: str, options: dict[str, Any]) -> dict[str, Any]:
     elif tls:
         raise ConfigError(f"TLS options need a rediss:// URL: {', '.join(sorted(tls))}")
     return kwargs
+
+
+def _hosts(netloc: str, default_port: int, what: str) -> tuple[list[tuple[str, int]], str]:
+    """The ``host:port,host:port`` list of a cluster or sentinel URL, and its user info."""
+    userinfo, _, hostlist = netloc.rpartition("@")
+    hosts = []
+    for item in hostlist.split(","):
+        if not item:
+            raise ConfigError(f"{what} URL has an empty host in {hostlist!r}")
+        try:
+            parts = urlsplit(f"//{item}")
+            host, port = parts.hostname, parts.port
+        except ValueError as exc:
+            raise ConfigError(f"malformed host {item!r} in the {what} URL: {exc}") from None
+        if not host:
+            raise ConfigError(f"malformed host {item!r} in the {what} URL")
+        hosts.append((host, port or default_port))
+    return hosts, userinfo
+
+
+def _userinfo(userinfo: str, kwargs: dict[str, Any]) -> None:
+    if not userinfo:
+        return
+    user, colon, password = userinfo.partition(":")
+    if user:
+        kwargs["username"] = unquote(user)
+    if colon:
+        kwargs["password"] = unquote(password)
+
+
+def _query(query: str, options: dict[str, Any]) -> dict[str, Any]:
+    given = {**dict(parse_qsl(query, keep_blank_values=True)), **options}
+    unknown = sorted(set(given) - _URL_OPTIONS)
+    if unknown:
+        raise ConfigError(f"unknown Redis option(s) {', '.join(map(repr, unknown))}")
+    return given
+
+
+def parse_cluster_url(
+    url: str, options: dict[str, Any]
+) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """(seed nodes, keyword arguments of each node's Redis()) of a ``redis+cluster://`` URL."""
+    scheme, _, rest = url.partition("://")
+    netloc, _, tail = rest.partition("/")
+    path, _, query = tail.partition("?")
+    if "?" in netloc:
+        netloc, _, query = netloc.partition("?")
+    given = _query(query, options)
+    seeds, userinfo = _hosts(netloc, 6379, "redis+cluster://")
+    db = path.strip("/") or str(given.pop("db", "0"))
+    if db != "0":
+        raise ConfigError(f"a Redis Cluster has only database 0, the URL names {db!r}")
+    kwargs: dict[str, Any] = {}
+    _userinfo(userinfo, kwargs)
+    return seeds, _client_options(given, scheme.lower() == "rediss+cluster", kwargs)
+
+
+def parse_sentinel_url(
+    url: str, options: dict[str, Any]
+) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
+    """(sentinels, service name, keyword arguments of Redis() for the primary) of a
+    ``redis+sentinel://host:port[,host:port…]/service[/db]`` URL."""
+    scheme, _, rest = url.partition("://")
+    netloc, _, tail = rest.partition("/")
+    path, _, query = tail.partition("?")
+    given = _query(query, options)
+    sentinels, userinfo = _hosts(netloc, 26379, "redis+sentinel://")
+    service, _, db_text = path.strip("/").partition("/")
+    if not service:
+        raise ConfigError("redis+sentinel:// URL names no service: write …/mymaster[/db]")
+    db_text = db_text or str(given.pop("db", "0"))
+    kwargs: dict[str, Any] = {}
+    try:
+        kwargs["db"] = int(db_text)
+    except ValueError:
+        raise ConfigError(f"the Redis database must be a number, got {db_text!r}") from None
+    _userinfo(userinfo, kwargs)
+    return sentinels, unquote(service), _client_options(given, False, kwargs)
 
 
 def _positive(name: str, value: Any, minimum: int = 1) -> int:
