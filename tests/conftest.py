@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.redis_cluster import RedisCluster
+from tests.redis_sentinel import RedisSentinelSet
 from tests.redis_server import AnyRedis, ExternalRedis, RedisServer
 
 
@@ -36,3 +38,23 @@ def redis_server() -> Iterator[AnyRedis]:
     server = _started(RedisServer())
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """Three cluster primaries on 127.0.0.1 covering every slot, no replicas."""
+    cluster = RedisCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[RedisSentinelSet]:
+    """A primary, its replica and three sentinels (``mymaster``, quorum 2) on 127.0.0.1."""
+    sentinels = RedisSentinelSet()
+    try:
+        yield sentinels
+    finally:
+        sentinels.cleanup()

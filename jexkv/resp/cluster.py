@@ -320,8 +320,10 @@ class RedisCluster:
                 if exc.code not in _REDIRECT_CODES:
                     raise
                 if exc.code in ("MOVED", "ASK"):
-                    redirects += 1
-                    if redirects > _MAX_REDIRECTS:
+                    # An ASK comes back after each TRYAGAIN while a slot migrates: those are
+                    # bounded by the retry window; MOVED ones by their count.
+                    redirects += exc.code == "MOVED"
+                    if redirects > _MAX_REDIRECTS or time.monotonic() > deadline:
                         raise
                     moved_slot, where = exc.message.split()
                     host, _, port = where.rpartition(":")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,14 +19,37 @@ ADAPTERS: dict[str, Callable[[Path, str], str]] = {
     "memory": lambda tmp_path, name: f"memory://{name}",
     "sqlite": lambda tmp_path, name: f"sqlite:///{tmp_path / name}.db",
 }
-# Adapters on a server: (the id, the test's URL given the server fixture's value).
-SERVER_ADAPTERS: dict[str, Callable[[object], str]] = {
-    "redis": lambda server: server.url(db=9),  # type: ignore[attr-defined]
+# Adapters on servers: id -> (the session fixture that runs them, the test's URL for its
+# value, and how to empty them before each test).
+
+
+def _flushdb(url: str) -> None:
+    from jexkv.resp import Redis
+
+    with Redis.from_url(url) as client:
+        client.execute_command("FLUSHDB")
+
+
+SERVER_ADAPTERS: dict[str, tuple[str, Callable[[Any], str], Callable[[Any, str], None]]] = {
+    "redis": ("redis_server", lambda server: server.url(db=9), lambda server, url: _flushdb(url)),
+    # A queue's keys must share one slot on a cluster: the hash tag goes in the prefix.
+    "redis-cluster": (
+        "redis_cluster",
+        lambda cluster: cluster.url(),
+        lambda cluster, url: cluster.reset(),
+    ),
+    "redis-sentinel": (
+        "redis_sentinel",
+        lambda sentinels: sentinels.url(db=9),
+        lambda sentinels, url: (sentinels.heal(), sentinels.flushall()),
+    ),
 }
 # Adapters that read the server's clock: freezegun cannot move their time.
-SERVER_CLOCK = {"redis"}
+SERVER_CLOCK = set(SERVER_ADAPTERS)
 KV_ADAPTERS = [*ADAPTERS, *SERVER_ADAPTERS]
 QUEUE_ADAPTERS = [*ADAPTERS, *SERVER_ADAPTERS]
+# Options a queue needs on an adapter (on top of the test's own).
+QUEUE_URL_OPTIONS = {"redis-cluster": "prefix=%7Bbull%7D"}
 
 
 def _url(request, tmp_path, unique_name) -> str:
@@ -33,11 +57,10 @@ def _url(request, tmp_path, unique_name) -> str:
         pytest.skip("this adapter counts time on its server, which freezegun cannot move")
     if request.param in ADAPTERS:
         return ADAPTERS[request.param](tmp_path, unique_name)
-    url = SERVER_ADAPTERS[request.param](request.getfixturevalue("redis_server"))
-    from jexkv.resp import Redis
-
-    with Redis.from_url(url) as client:
-        client.execute_command("FLUSHDB")
+    fixture, make_url, empty = SERVER_ADAPTERS[request.param]
+    servers = request.getfixturevalue(fixture)
+    url = make_url(servers)
+    empty(servers, url)
     return url
 
 
@@ -50,7 +73,11 @@ def kv_url(request, tmp_path, unique_name) -> str:
 @pytest.fixture(params=QUEUE_ADAPTERS, ids=QUEUE_ADAPTERS)
 def queue_url(request, tmp_path, unique_name) -> str:
     """The URL of this test's queue backend (not opened)."""
-    return _url(request, tmp_path, unique_name)
+    url = _url(request, tmp_path, unique_name)
+    extra = QUEUE_URL_OPTIONS.get(request.param)
+    if extra:
+        url += ("&" if "?" in url else "?") + extra
+    return url
 
 
 @pytest.fixture

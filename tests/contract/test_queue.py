@@ -1100,14 +1100,15 @@ def test_bad_option_values_raise_config_error(open_queue_on_same_backend, option
 
 
 def test_options_from_query_string_and_keywords_win(queue_url):
-    kept = jexkv.open_queue(queue_url + "?keep_completed=3")
+    with_option = queue_url + ("&" if "?" in queue_url else "?") + "keep_completed=3"
+    kept = jexkv.open_queue(with_option)
     try:
         kept.register_worker(QUEUE, Recorder())
         job = kept.enqueue(QUEUE, "task", None)
         assert wait_for(lambda: state_of(kept, job.id) == "completed")
     finally:
         close_within(kept)
-    not_kept = jexkv.open_queue(queue_url + "?keep_completed=3", keep_completed=0)
+    not_kept = jexkv.open_queue(with_option, keep_completed=0)
     try:
         rec = Recorder()
         not_kept.register_worker("other", rec)
