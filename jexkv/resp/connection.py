@@ -115,6 +115,11 @@ class Connection:
     def is_connected(self) -> bool:
         return self._sock is not None
 
+    def has_unread(self) -> bool:
+        """Bytes (or the end of the stream) wait on an idle connection: the server closed
+        it, e.g. with CLIENT KILL in a failover, or it is out of step. Not fit to lend."""
+        return bool(self._ready) or (self._sock is not None and _readable(self._sock, 0.0))
+
     @property
     def push_handler(self) -> Callable[[list[Any]], None] | None:
         """Where RESP3 push frames go (pub/sub messages); None keeps them in ``pushes``."""

@@ -161,7 +161,9 @@ class ConnectionPool:
         return conn
 
     def _healthy(self, conn: Connection) -> bool:
-        if not conn.is_connected:
+        # A connection the server closed while it was idle is found here, before a command
+        # is sent on it (after sending, a lost reply could not tell whether it ran).
+        if not conn.is_connected or conn.has_unread():
             return False
         if time.monotonic() - conn.last_used <= self.health_check_interval:
             return True
