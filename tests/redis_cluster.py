@@ -23,6 +23,7 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 from jexkv.resp import Redis
+from jexkv.resp.cluster import key_slot
 from tests.redis_server import LOCALHOST, RedisServer, free_port, unavailable
 
 SLOTS = 16384
@@ -61,39 +62,6 @@ def info_fields(reply: Any) -> dict:
         if sep:
             fields[name.strip()] = value.strip()
     return fields
-
-
-def _crc16_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = (((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1) & 0xFFFF
-        table.append(crc)
-    return table
-
-
-_CRC16_TABLE = _crc16_table()
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/XMODEM (polynomial 0x1021, initial 0), the checksum of Redis Cluster slots."""
-    crc = 0
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC16_TABLE[(crc >> 8) ^ byte]
-    return crc
-
-
-def key_slot(key: str | bytes) -> int:
-    """The hash slot of ``key``: the CRC16 of its hash tag (the part between the first
-    ``{`` and the next ``}``, when not empty) or of the whole key, modulo 16384."""
-    data = key.encode() if isinstance(key, str) else key
-    start = data.find(b"{")
-    if start >= 0:
-        end = data.find(b"}", start + 1)
-        if end > start + 1:
-            data = data[start + 1 : end]
-    return crc16(data) % SLOTS
 
 
 def keys_in_slot(slot: int, count: int, prefix: str = "k") -> list[str]:

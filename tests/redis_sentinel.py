@@ -31,6 +31,7 @@ from tests.redis_server import (
     RedisServer,
     free_port,
     redis_server_binary,
+    stop_process,
 )
 
 MASTER_NAME = "mymaster"
@@ -132,14 +133,7 @@ class Sentinel:
             self._client.close()
             self._client = None
         process, self.process = self.process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
+        stop_process(process)
 
     def cleanup(self) -> None:
         self.stop()

@@ -119,6 +119,18 @@ class TlsUnavailable(Exception):
 # -- real servers ---------------------------------------------------------------------
 
 
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a server process (kill it if it does not stop in time) and reap it."""
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(STOP_TIMEOUT)
+
+
 class RedisServer:
     """One ``redis-server`` process on 127.0.0.1, in its own temporary folder."""
 
@@ -243,14 +255,7 @@ class RedisServer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
+        stop_process(process)
 
     def restart(self) -> None:
         """Stop, then start again on the same port (the data is gone: no persistence)."""
