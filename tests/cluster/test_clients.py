@@ -76,3 +76,15 @@ def test_a_graceful_failover_is_not_seen_by_the_caller(sentinel: RedisSentinelSe
             client.execute_command("SET", f"after{i}", i)
         assert client.execute_command("GET", "after19") in (b"19", "19")
         assert client.execute_command("GET", "before") in (b"1", "1")
+
+
+def test_sentinels_are_tried_in_turn_until_one_answers(sentinel: RedisSentinelSet):
+    from tests.redis_server import free_port
+
+    nodes = ",".join(f"{h}:{p}" for h, p in sentinel.sentinel_nodes)
+    url = f"redis+sentinel://127.0.0.1:{free_port()},{nodes}/mymaster/0"  # the first is down
+    with jexkv.open_kv(url) as kv:
+        assert kv.set("k", 1) and kv.get("k") == 1
+    with pytest.raises(jexkv.BackendUnavailable, match="no sentinel"):
+        with jexkv.open_kv(f"redis+sentinel://127.0.0.1:{free_port()}/mymaster") as kv:
+            kv.get("k")
