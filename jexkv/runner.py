@@ -15,10 +15,10 @@ import sys
 import threading
 import time
 from typing import Any, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 import jexkv
 from jexkv.jobs import Job
+from jexkv.urls import redact_url
 
 __all__ = ["run_worker"]
 
@@ -68,12 +68,7 @@ def _logged(queue: str, handler: Callable[[Job], Any]) -> Callable[[Job], Any]:
 
 def redact(url: str) -> str:
     """The URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return redact_url(url)
 
 
 def _load(target: str) -> Callable[[Any], Any]:

@@ -8,14 +8,15 @@ part and creates nothing (no file, no folder, no thread, no connection).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Callable, Union
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from jexkv.contracts import KVStore, TaskQueue
 from jexkv.errors import ConfigError
 
-__all__ = ["open_kv", "open_queue", "parse_url"]
+__all__ = ["open_kv", "open_queue", "parse_url", "redact_url"]
 
 
 class _Int:
@@ -66,7 +67,17 @@ _ADAPTER: dict[tuple[str, str], dict[str, _Spec]] = {
 }
 # The URL schemes of each adapter.
 _SCHEMES = {"memory": "memory", "sqlite": "sqlite", "redis": "redis", "rediss": "redis",
-            "unix": "redis", "redis+cluster": "redis", "redis+sentinel": "redis"}  # fmt: skip
+            "unix": "redis", "redis+cluster": "redis", "rediss+cluster": "redis",
+            "redis+sentinel": "redis"}  # fmt: skip
+
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*:/*)(.*)@", re.DOTALL)
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for an error or a log line: whatever stands between the scheme and the
+    last ``@`` (user and password) becomes ``***``, even in a URL that does not parse."""
+    return _USERINFO.sub(r"\1***@", url, count=1)
 
 
 def _coerce(name: str, value: Any, spec: _Spec, *, from_query: bool) -> Any:
@@ -127,16 +138,22 @@ def parse_url(
     if not isinstance(url, str):
         raise ConfigError(f"URL must be a str, got {type(url).__name__}")
     if "://" not in url:
-        raise ConfigError(f"malformed URL {url!r}: expected scheme://…, e.g. sqlite:///app.db")
+        raise ConfigError(
+            f"malformed URL {redact_url(url)!r}: expected scheme://…, e.g. sqlite:///app.db"
+        )
     try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise ConfigError(f"malformed URL {url!r}: {exc}") from None
+        parts: SplitResult | None = urlsplit(url)
+    except ValueError:  # its message may quote the password: not kept, not even as context
+        parts = None
+    if parts is None:
+        raise ConfigError(f"malformed URL {redact_url(url)!r}")
     scheme = parts.scheme.lower()
     adapter = _SCHEMES.get(scheme)
     if adapter is None:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
-        raise ConfigError(f"unknown URL scheme {parts.scheme!r} in {url!r} (known: {known})")
+        raise ConfigError(
+            f"unknown URL scheme {parts.scheme!r} in {redact_url(url)!r} (known: {known})"
+        )
     if parts.fragment:
         raise ConfigError(f"URL fragment {parts.fragment!r} is not allowed")
     if adapter == "redis":

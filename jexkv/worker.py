@@ -197,6 +197,11 @@ class _Pool:
         with self.lock:
             return list(self.running.items())
 
+    def still_held(self, job_ids: Iterable[str], tokens: dict[str, str]) -> list[str]:
+        """Those of ``job_ids`` this pool still runs under the same lease token."""
+        with self.lock:
+            return [j for j in job_ids if self.running.get(j) == tokens.get(j)]
+
 
 class Workers:
     """The handler pools and the maintenance thread of one TaskQueue object."""
@@ -244,7 +249,9 @@ class Workers:
                 try:
                     held = pool.held()
                     if held:
-                        for job_id in self.backend.extend(pool.queue, held, self.lease_ms):
+                        lost = self.backend.extend(pool.queue, held, self.lease_ms)
+                        # A job finished (and recorded) since held() was read is not lost.
+                        for job_id in pool.still_held(lost, dict(held)):
                             log.warning("jexkv: job %s lost its lease on renewal", job_id)
                     if time.monotonic() >= next_check:
                         self.backend.recover_stalled(

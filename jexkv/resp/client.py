@@ -112,6 +112,25 @@ class Redis:
     def execute_packed(self, packed: bytes, name: str, *, timeout: float | None = None) -> Any:
         """Send one command packed already (protocol.pack_command); ``name`` is the
         command's name in capitals, which decides whether it may be retried."""
+        loading_until = None
+        while True:
+            reply = self._send_packed(packed, name, timeout)
+            if not isinstance(reply, ErrorReply):
+                return reply
+            if reply.code == "LOADING":
+                # A restarted server loading its data did not run the command: wait for it,
+                # up to socket_timeout.
+                now = time.monotonic()
+                if loading_until is None:
+                    loading_until = now + self.socket_timeout
+                if now < loading_until:
+                    time.sleep(0.05)
+                    continue
+            raise server_error(reply)
+
+    def _send_packed(self, packed: bytes, name: str, timeout: float | None) -> Any:
+        """One command sent (again only after a connection error when it is safe), and its
+        reply, an ErrorReply included."""
         attempt = 0
         while True:
             sent = False
@@ -128,8 +147,6 @@ class Redis:
                 attempt += 1
                 # Exponential backoff with full jitter: 10 ms, 20 ms, 40 ms, ... at most 1 s.
                 time.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
-        if isinstance(reply, ErrorReply):
-            raise server_error(reply)
         return reply
 
     def pipeline(self, transaction: bool = False) -> Pipeline:

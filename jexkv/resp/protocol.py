@@ -138,8 +138,14 @@ class _Frame:
 
 
 def _hashable(value: Any) -> Any:
+    """A map key as Python can hash it: arrays as tuples, maps as tuples of pairs, sets
+    as frozensets (RESP3 allows any type as a key)."""
     if isinstance(value, list):
         return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _hashable(v)) for k, v in value.items())
+    if isinstance(value, set):
+        return frozenset(value)
     return value
 
 
@@ -210,9 +216,13 @@ class ReplyParser:
             pos = self._pos
             end = buf.find(b"\r\n", pos)
             if end < 0:
-                if len(buf) - pos > self.max_line_len:
+                # Checked the same whether the line came whole or in pieces (a CR alone at
+                # the end may be the first half of its CRLF).
+                if len(buf) - pos - buf.endswith(b"\r") > self.max_line_len:
                     raise self._fail(f"a line longer than {self.max_line_len} bytes")
                 return self._need_data()
+            if end - pos > self.max_line_len:
+                raise self._fail(f"a line longer than {self.max_line_len} bytes")
             kind = buf[pos]
             line = buf[pos + 1 : end]
             nxt = end + 2

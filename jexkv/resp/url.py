@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import ssl
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from jexkv.errors import ConfigError
+from jexkv.urls import redact_url
 
 __all__ = ["parse_cluster_url", "parse_redis_url", "parse_sentinel_url"]
 
@@ -32,13 +33,26 @@ def _flag(name: str, value: Any) -> bool:
     raise ConfigError(f"option {name!r} must be true or false, got {value!r}")
 
 
-def parse_redis_url(url: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of Redis() for a redis://, rediss:// or unix:// URL."""
+def _split(url: str) -> tuple[SplitResult, int | None] | None:
+    """``url`` split, and its port; None when it does not parse."""
     try:
         parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"malformed Redis URL: {exc}") from None
+        return parts, parts.port
+    except ValueError:
+        return None
+
+
+def parse_redis_url(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of Redis() for a redis://, rediss:// or unix:// URL."""
+    split = _split(url)
+    if split is None:
+        # The parser's message may quote a password (an unencoded "/" in it): raised outside
+        # its except block, so it is not even the error's __context__.
+        raise ConfigError(
+            f"malformed Redis URL {redact_url(url)!r}: bad host or port "
+            "(percent-encode '/', '@' and ':' in a password)"
+        )
+    parts, port = split
     scheme = parts.scheme.lower()
     given = _query(parts.query, options)
     kwargs: dict[str, Any] = {}
@@ -79,10 +93,13 @@ def _client_options(given: dict[str, Any], tls_url: bool, kwargs: dict[str, Any]
         kwargs["client_name"] = str(given.pop("client_name"))
     tls = {k: given.pop(k) for k in list(given) if k.startswith("ssl_")}
     if tls_url:
-        context = ssl.create_default_context(cafile=tls.get("ssl_ca_file"))
+        try:
+            context = ssl.create_default_context(cafile=tls.get("ssl_ca_file"))
+            if "ssl_cert_file" in tls:
+                context.load_cert_chain(tls["ssl_cert_file"], tls.get("ssl_key_file"))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load the TLS files of the Redis URL: {exc}") from None
         context.check_hostname = _flag("ssl_check_hostname", tls.get("ssl_check_hostname", True))
-        if "ssl_cert_file" in tls:
-            context.load_cert_chain(tls["ssl_cert_file"], tls.get("ssl_key_file"))
         kwargs["ssl_context"] = context
     elif tls:
         raise ConfigError(f"TLS options need a rediss:// URL: {', '.join(sorted(tls))}")
@@ -93,16 +110,18 @@ def _hosts(netloc: str, default_port: int, what: str) -> tuple[list[tuple[str, i
     """The ``host:port,host:port`` list of a cluster or sentinel URL, and its user info."""
     userinfo, _, hostlist = netloc.rpartition("@")
     hosts = []
-    for item in hostlist.split(","):
+    for number, item in enumerate(hostlist.split(","), 1):
         if not item:
-            raise ConfigError(f"{what} URL has an empty host in {hostlist!r}")
-        try:
-            parts = urlsplit(f"//{item}")
-            host, port = parts.hostname, parts.port
-        except ValueError as exc:
-            raise ConfigError(f"malformed host {item!r} in the {what} URL: {exc}") from None
+            raise ConfigError(f"{what} URL has an empty host (number {number})")
+        split = _split(f"//{item}")
+        if split is None:
+            raise ConfigError(
+                f"malformed host number {number} in the {what} URL "
+                "(percent-encode '/', '@' and ':' in a password)"
+            )
+        host, port = split[0].hostname, split[1]
         if not host:
-            raise ConfigError(f"malformed host {item!r} in the {what} URL")
+            raise ConfigError(f"malformed host number {number} in the {what} URL")
         hosts.append((host, port or default_port))
     return hosts, userinfo
 

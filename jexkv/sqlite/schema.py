@@ -92,19 +92,28 @@ def check(conn: sqlite3.Connection, path: str) -> int:
 
     Raises BackendUnavailable naming the file when it must be refused.
     """
+    # One read transaction: the version and the tables are seen in one snapshot, so a file
+    # another process is creating right now is never seen with its tables but version 0.
+    snapshot = not conn.in_transaction
     try:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        tables = {
-            row[0]
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%'"
-                " ESCAPE '\\'"
-            )
-        }
-        columns = {
-            name: tuple(row[1] for row in conn.execute(f"PRAGMA table_info({name})"))
-            for name in tables & set(_TABLES)
-        }
+        if snapshot:
+            conn.execute("BEGIN")
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            tables = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                )
+            }
+            columns = {
+                name: tuple(row[1] for row in conn.execute(f"PRAGMA table_info({name})"))
+                for name in tables & set(_TABLES)
+            }
+        finally:
+            if snapshot and conn.in_transaction:
+                conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
         raise BackendUnavailable(f"{path} is not a SQLite database ({exc}); refusing it") from exc
     if version > SCHEMA_VERSION:
