@@ -117,8 +117,11 @@ class Connection:
 
     def has_unread(self) -> bool:
         """Bytes (or the end of the stream) wait on an idle connection: the server closed
-        it, e.g. with CLIENT KILL in a failover, or it is out of step. Not fit to lend."""
-        return bool(self._ready) or (self._sock is not None and _readable(self._sock, 0.0))
+        it, e.g. with CLIENT KILL in a failover, or sent more than it was asked (read along
+        with the last reply, or later). Not fit to lend."""
+        if self._ready or self._parser.buffered:  # bytes beyond the last reply: out of step
+            return True
+        return self._sock is not None and _readable(self._sock, 0.0)
 
     @property
     def push_handler(self) -> Callable[[list[Any]], None] | None:
