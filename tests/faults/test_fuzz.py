@@ -5,11 +5,12 @@ says NEED_DATA, or raises ProtocolError (and nothing else); it never spins, neve
 than its limits allow, and gives the same replies whatever the chunking. Valid encodings
 (tests/resp/test_protocol.py's independent encoder) cut at every byte boundary parse the same.
 
-KV: one hypothesis state machine per adapter (memory, SQLite, Redis) runs random sequences
-of set (nx/xx, long TTLs), get, delete, exists, incr, pop, get_many, set_many, keys(prefix),
-ttl_ms, expire, persist and clear, and checks every answer against a plain dict. Keys come
-from a small alphabet (collisions; glob and range edge characters), values from JSON. TTLs
-are ten minutes, so nothing expires during a test: the model only tracks "has a TTL".
+KV: one hypothesis state machine per adapter (memory, SQLite, Redis, Redis Cluster, Sentinel)
+runs random sequences of set (nx/xx, long TTLs), get, delete, exists, incr, pop, get_many,
+set_many, keys(prefix), ttl_ms, expire, persist and clear, and checks every answer against a
+plain dict. Keys come from a small alphabet (collisions; glob and range edge characters),
+values from JSON. TTLs are ten minutes, so nothing expires during a test: the model only
+tracks "has a TTL".
 """
 
 from __future__ import annotations
@@ -496,4 +497,16 @@ def test_sqlite_kv_against_a_dict(tmp_path: Any) -> None:
 
 def test_redis_kv_against_a_dict(redis_server: Any) -> None:
     url = redis_server.url(db=11)
+    run_machine(lambda namespace: jexkv.open_kv(url, namespace=namespace))
+
+
+def test_redis_cluster_kv_against_a_dict(redis_cluster: Any) -> None:
+    """Keys spread over the slots of three nodes: get_many, set_many, delete and clear are
+    split by slot, keys() scans every node."""
+    url = redis_cluster.url()
+    run_machine(lambda namespace: jexkv.open_kv(url, namespace=namespace))
+
+
+def test_redis_sentinel_kv_against_a_dict(redis_sentinel: Any) -> None:
+    url = redis_sentinel.url(db=11)
     run_machine(lambda namespace: jexkv.open_kv(url, namespace=namespace))
