@@ -29,39 +29,42 @@ def ping(port, timeout=0.5):
 
 
 class RedisServer:
-    """A throwaway redis-server: ``with RedisServer(directory) as server: server.port``."""
+    """A throwaway redis-server: ``with RedisServer(directory) as server: server.port``.
 
-    def __init__(self, directory):
-        self.directory, self.port, self.process, self.log = directory, free_port(), None, None
+    ``durable=True`` keeps every acknowledged write across a SIGKILL (``appendonly yes``,
+    ``appendfsync always``): ``restart()`` kills it and starts it again on the same port."""
 
-    def __enter__(self):
-        command = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            HOST,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            self.directory,
-        ]
-        self.log = open(os.path.join(self.directory, "redis.log"), "wb")
+    def __init__(self, directory, durable=False):
+        self.directory, self.port, self.process = directory, free_port(), None
+        self.durable = durable
+        self.log = open(os.path.join(self.directory, "redis.log"), "ab")
+
+    def start(self):
+        command = ["redis-server", "--port", str(self.port), "--bind", HOST, "--save", ""]
+        if self.durable:
+            command += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            command += ["--appendonly", "no"]
+        command += ["--dir", self.directory]
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 10
-            while not ping(self.port):
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"redis-server did not start on port {self.port}: {self.tail()}"
-                    )
-                time.sleep(0.05)
-        except BaseException:
-            self.stop()
-            raise
+        deadline = time.monotonic() + 30
+        while not ping(self.port):  # a server loading its data answers -LOADING, not +PONG
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {self.port}: {self.tail()}")
+            time.sleep(0.02)
         return self
+
+    def restart(self):
+        """SIGKILL the server and start it again; the seconds it was away."""
+        started = time.monotonic()
+        self.process.kill()
+        self.process.wait()
+        self.start()
+        return time.monotonic() - started
+
+    def url(self, db=0):
+        return f"redis://{HOST}:{self.port}/{db}"
 
     def tail(self):
         self.log.flush()
@@ -76,8 +79,17 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.log is not None:
+
+    def close(self):
+        self.stop()
+        self.log.close()
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
             self.log.close()
+            raise
 
     def __exit__(self, *exc):
-        self.stop()
+        self.close()

@@ -54,7 +54,7 @@ import threading
 import time
 
 import _report  # found in benchmarks/; puts the repo root first and benchmarks/ last on sys.path
-from _redis import HOST, free_port, ping
+from _redis import RedisServer
 
 import jexkv
 
@@ -162,64 +162,6 @@ def child_main(args):
 
 
 # --- the redis-server --------------------------------------------------------------------------
-
-
-class DurableRedis:
-    """A redis-server on a free port that keeps every acknowledged write across a SIGKILL
-    (``appendonly yes``, ``appendfsync always``), and can be killed and restarted in place.
-    benchmarks/_redis.RedisServer runs without persistence, so this one is started here."""
-
-    def __init__(self, directory):
-        self.directory, self.port, self.process = directory, free_port(), None
-        self.log = open(os.path.join(directory, "redis.log"), "ab")
-
-    def start(self):
-        command = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            HOST,
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--dir",
-            self.directory,
-        ]
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not ping(self.port):  # a loading server answers -LOADING, not +PONG
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.02)
-
-    def restart(self):
-        """SIGKILL the server and start it again; the seconds it was away."""
-        started = time.monotonic()
-        self.process.kill()
-        self.process.wait()
-        self.start()
-        return time.monotonic() - started
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def close(self):
-        self.stop()
-        self.log.close()
-
-    def url(self):
-        return f"redis://{HOST}:{self.port}/0"
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -414,7 +356,7 @@ def run_backend(backend, seconds, seed):
     redis_away = []
     try:
         if backend == "redis":
-            redis = DurableRedis(folder)
+            redis = RedisServer(folder, durable=True)
             redis.start()
             url = redis.url()
         else:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
-from typing import Callable
+from collections.abc import Iterable
+from typing import Any, Callable
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
@@ -14,3 +16,11 @@ def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return bool(predicate())
+
+
+def kill_all(procs: Iterable[subprocess.Popen[Any]]) -> None:
+    """SIGKILL every process still running, and reap them all (a test's teardown)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import pytest
 
 import jexkv
-from tests.helpers import wait_for
+from tests.helpers import kill_all, wait_for
 
 REPO_ROOT = pathlib.Path(jexkv.__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.py"))
@@ -116,10 +116,7 @@ def worker(tmp_path: pathlib.Path) -> Iterator[Worker]:
     try:
         yield start
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+        kill_all(procs)
 
 
 def _err(folder: pathlib.Path, index: int = 0) -> str:

@@ -43,7 +43,7 @@ from typing import Any, Callable
 import pytest
 
 import jexkv
-from tests.helpers import wait_for
+from tests.helpers import kill_all, wait_for
 
 REPO_ROOT = pathlib.Path(jexkv.__file__).resolve().parent.parent
 WORKER = pathlib.Path(__file__).resolve().parent / "sqlite_worker.py"
@@ -128,10 +128,7 @@ def spawn(tmp_path: pathlib.Path) -> Iterator[Spawn]:
     try:
         yield start
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+        kill_all(procs)
 
 
 # -- SIGKILL in the middle of writes ----------------------------------------------------------

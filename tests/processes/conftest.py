@@ -20,6 +20,7 @@ from typing import Any, Callable
 import pytest
 
 import jexkv
+from tests.helpers import kill_all
 
 REPO_ROOT = pathlib.Path(jexkv.__file__).resolve().parent.parent
 WORKER = pathlib.Path(__file__).resolve().parent / "queue_worker.py"
@@ -85,7 +86,4 @@ def spawn(tmp_path: pathlib.Path) -> Iterator[Spawn]:
     try:
         yield start
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+        kill_all(procs)
