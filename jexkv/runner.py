@@ -66,11 +66,6 @@ def _logged(queue: str, handler: Callable[[Job], Any]) -> Callable[[Job], Any]:
     return run
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for logs."""
-    return redact_url(url)
-
-
 def _load(target: str) -> Callable[[Any], Any]:
     from jexkv.cli import UserError
 
@@ -113,7 +108,7 @@ def run_worker(url: str, target: str, concurrency: int) -> int:
             raise UserError(f"{target} registered no worker (call queue.register_worker)")
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
-        log.info("jexkv worker ready: %s on %s", ", ".join(proxy.registered), redact(url))
+        log.info("jexkv worker ready: %s on %s", ", ".join(proxy.registered), redact_url(url))
         while not stop.wait(0.5):
             pass
         log.info("stopping: waiting for running jobs (a second signal stops at once)")

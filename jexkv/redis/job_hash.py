@@ -1,8 +1,9 @@
 """A BullMQ job hash -> jexkv.Job.
 
-Rule: only here do BullMQ's field names meet jexkv's. The hash comes from a script as a flat
-list of bytes (``HGETALL``); fields a Node BullMQ producer writes differently (a numeric
-backoff, a custom backoff type, missing fields) are read as BullMQ reads them.
+Rule: only here do BullMQ's field names meet jexkv's. A hash comes from a script as a flat
+list of bytes (``HGETALL``), a claim as one JSON array (``claimed_job``); fields a Node BullMQ
+producer writes differently (a numeric backoff, a custom backoff type, missing fields) are
+read as BullMQ reads them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from jexkv.codec import decode
 from jexkv.jobs import Backoff, Job, NewJob, job_from
 
-__all__ = ["claimed_job", "hash_to_job", "keep_opts", "new_job_opts"]
+__all__ = ["claimed_job", "compact_json", "hash_to_job", "keep_opts", "new_job_opts"]
 
 
 def _backoff(spec: Any) -> Backoff | None:
@@ -131,7 +132,8 @@ def new_job_opts(new: NewJob, keep: dict[str, Any]) -> str:
     if new.job_id is not None:
         opts["jobId"] = new.job_id
     opts.update(keep)
-    return _dumps(opts)
+    return compact_json(opts)
 
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+# JSON text without spaces; UTF-8 as it is (Lua's cjson and Node read it as written).
+compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

@@ -13,7 +13,6 @@ Rules:
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import socket
@@ -28,10 +27,9 @@ from jexkv.codec import decode
 from jexkv.contracts import Claim
 from jexkv.errors import BackendError, ConfigError
 from jexkv.jobs import STATES, Backoff, Job, NewJob, job_from
-from jexkv.redis.job_hash import claimed_job, hash_to_job, keep_opts, new_job_opts
-from jexkv.redis.scripts import load_scripts, queue_keys
+from jexkv.redis.job_hash import claimed_job, compact_json, hash_to_job, keep_opts, new_job_opts
+from jexkv.redis.scripts import KEY_NAMES, load_scripts, queue_keys
 from jexkv.resp import ServerError
-from jexkv.resp.cluster import key_slot
 from jexkv.resp.connect import AnyRedis
 from jexkv.resp.connection import Connection
 from jexkv.resp.protocol import ErrorReply, pack_command
@@ -45,9 +43,6 @@ MAX_PRIORITY = 2**21  # BullMQ's limit: priority * 2**32 + counter must stay exa
 _MAX_DUE_MS = 2**53 // 4096 - 1  # delayed scores are due * 4096 + seq, exact in a double
 _BATCH = 1000  # what retry_dead / purge_dead move per script call
 _TICK_SLACK_S = 0.25  # how late past its timeout the server may answer a blocking command
-
-
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _text(value: Any) -> str:
@@ -162,7 +157,7 @@ class RedisQueueBackend:
         if found is None:
             base = f"{self._prefix}:{self._ns}{queue}"
             keys = queue_keys(base)
-            if getattr(self._client, "is_cluster", False) and len(set(map(key_slot, keys))) > 1:
+            if len(self._client.slot_groups(keys)) > 1:  # only ever on a cluster
                 raise ConfigError(
                     f"on a Redis Cluster every key of a queue must share one slot, and those "
                     f"of {queue!r} ({base}:…) do not: put a hash tag in the prefix "
@@ -212,7 +207,8 @@ class RedisQueueBackend:
                     keys, _ = self._queue(queue)
                     encoded = base64.b64encode((self._ns + queue).encode()).decode()
                     name = f"{self._prefix}:{encoded}"  # as BullMQ names its workers
-                    waiter = self._waiters[queue] = _Waiter(self._client, keys[12], name)
+                    marker = keys[KEY_NAMES.index("marker")]
+                    waiter = self._waiters[queue] = _Waiter(self._client, marker, name)
         return waiter
 
     # -- adding and fetching -----------------------------------------------------------
@@ -236,7 +232,8 @@ class RedisQueueBackend:
                     self._plain_opts[new.attempts] = opts
             rows.append((new.job_id or "", new.name, opts, new.delay_ms, new.priority))
         # One JSON array for the small fields, the payloads (JSON already) as they are.
-        first, kept = self._run("add", queue, _dumps(rows), *(new.payload for new in jobs), now=now)
+        payloads = (new.payload for new in jobs)
+        first, kept = self._run("add", queue, compact_json(rows), *payloads, now=now)
         added = [
             job_from(
                 new.job_id or str(first + i),

@@ -179,8 +179,6 @@ class ClusterPipeline:
 class RedisCluster:
     """A thread-safe client for a Redis Cluster; ``seeds`` are (host, port) pairs to start from."""
 
-    is_cluster = True
-
     def __init__(
         self,
         seeds: Sequence[tuple[str, int]],
