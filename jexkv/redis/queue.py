@@ -32,7 +32,7 @@ from jexkv.redis.scripts import KEY_NAMES, load_scripts, queue_keys
 from jexkv.resp import ServerError
 from jexkv.resp.connect import AnyRedis
 from jexkv.resp.connection import Connection
-from jexkv.resp.protocol import ErrorReply, pack_command
+from jexkv.resp.protocol import ErrorReply, as_text, pack_command
 from jexkv.taskqueue import JobQueue
 
 __all__ = ["RedisQueueBackend", "open_redis_queue"]
@@ -43,10 +43,6 @@ MAX_PRIORITY = 2**21  # BullMQ's limit: priority * 2**32 + counter must stay exa
 _MAX_DUE_MS = 2**53 // 4096 - 1  # delayed scores are due * 4096 + seq, exact in a double
 _BATCH = 1000  # what retry_dead / purge_dead move per script call
 _TICK_SLACK_S = 0.25  # how late past its timeout the server may answer a blocking command
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class _Waiter:
@@ -184,7 +180,7 @@ class RedisQueueBackend:
             values = list(reply.values())
         else:
             values = list(reply)[1::2]
-        policy = _text(values[0]) if values else "noeviction"
+        policy = as_text(values[0]) if values else "noeviction"
         if policy != "noeviction":
             log.warning(
                 "jexkv: %r has maxmemory-policy %s; set it to noeviction, or Redis may "
@@ -258,7 +254,7 @@ class RedisQueueBackend:
         ]
         for i in range(0, len(kept), 3):  # kept already: that job, as it is
             index = int(kept[i]) - 1
-            added[index] = hash_to_job(queue, added[index].id, kept[i + 2], _text(kept[i + 1]))
+            added[index] = hash_to_job(queue, added[index].id, kept[i + 2], as_text(kept[i + 1]))
         return added
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
@@ -298,7 +294,7 @@ class RedisQueueBackend:
             args += entry
         args += (next_limit, token, next_lease_ms, self._worker_name, self._keep_dead)
         lost, claimed = self._run("complete", queue, *args, now=now)
-        return [_text(job_id) for job_id in lost], self._claims(queue, claimed, token, now)
+        return [as_text(job_id) for job_id in lost], self._claims(queue, claimed, token, now)
 
     def release(self, queue: str, held: Sequence[tuple[str, str]]) -> None:
         if held:
@@ -320,7 +316,7 @@ class RedisQueueBackend:
 
     def extend(self, queue: str, held: Sequence[tuple[str, str]], lease_ms: int) -> list[str]:
         args = (part for pair in held for part in pair)
-        return [_text(job_id) for job_id in self._run("extend", queue, lease_ms, *args)]
+        return [as_text(job_id) for job_id in self._run("extend", queue, lease_ms, *args)]
 
     def recover_stalled(
         self, queue: str, max_stalls: int, interval_ms: int, keep_dead: int | None
@@ -335,7 +331,7 @@ class RedisQueueBackend:
         reply = self._run("get", queue, job_id)
         if reply is None:
             return None
-        return hash_to_job(queue, job_id, reply[1], _text(reply[0]))
+        return hash_to_job(queue, job_id, reply[1], as_text(reply[0]))
 
     def counts(self, queue: str) -> dict[str, int]:
         wait, prioritized, due, delayed, active, completed, dead, _ = self._run("counts", queue)
@@ -347,7 +343,7 @@ class RedisQueueBackend:
             return []
         reply = self._run("list", queue, state, limit)
         jobs = [
-            hash_to_job(queue, _text(reply[i]), reply[i + 1], state)
+            hash_to_job(queue, as_text(reply[i]), reply[i + 1], state)
             for i in range(0, len(reply), 2)
         ]
         if state == "waiting":  # wait, then prioritized and due delayed jobs by priority

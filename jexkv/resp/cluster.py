@@ -23,7 +23,7 @@ from typing import Any
 from jexkv.errors import BackendError, BackendUnavailable, ConfigError
 from jexkv.resp.client import Redis, Script
 from jexkv.resp.errors import NoScriptError, ServerError, server_error
-from jexkv.resp.protocol import ErrorReply, pack_command
+from jexkv.resp.protocol import ErrorReply, as_text, pack_command
 
 __all__ = ["RedisCluster", "key_slot"]
 
@@ -70,20 +70,16 @@ def key_slot(key: str | bytes) -> int:
     return _crc16(data) % SLOTS
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _get(entry: Any, name: str) -> Any:
     """A field of a RESP3 map (a dict) or of a RESP2 flat list of pairs."""
     if isinstance(entry, dict):
         for key, value in entry.items():
-            if _text(key) == name:
+            if as_text(key) == name:
                 return value
         return None
     pairs = list(entry)
     for i in range(0, len(pairs) - 1, 2):
-        if _text(pairs[i]) == name:
+        if as_text(pairs[i]) == name:
             return pairs[i + 1]
     return None
 
@@ -95,11 +91,11 @@ def parse_shards(reply: Any) -> list[tuple[int, int, str, int]]:
         slots = [int(s) for s in _get(shard, "slots") or []]
         primary = None
         for node in _get(shard, "nodes") or []:
-            if _text(_get(node, "role")) == "master" and _text(_get(node, "health")) != "fail":
+            if as_text(_get(node, "role")) == "master" and as_text(_get(node, "health")) != "fail":
                 primary = node
         if primary is None:
             continue
-        host = _text(_get(primary, "ip") or _get(primary, "endpoint"))
+        host = as_text(_get(primary, "ip") or _get(primary, "endpoint"))
         port = int(_get(primary, "port") or _get(primary, "tls-port"))
         ranges += [(slots[i], slots[i + 1], host, port) for i in range(0, len(slots), 2)]
     return ranges
@@ -107,7 +103,7 @@ def parse_shards(reply: Any) -> list[tuple[int, int, str, int]]:
 
 def parse_slots(reply: Any) -> list[tuple[int, int, str, int]]:
     """The same from CLUSTER SLOTS (servers before 7.0)."""
-    return [(int(r[0]), int(r[1]), _text(r[2][0]), int(r[2][1])) for r in reply]
+    return [(int(r[0]), int(r[1]), as_text(r[2][0]), int(r[2][1])) for r in reply]
 
 
 class ClusterScript(Script):
@@ -285,7 +281,7 @@ class RedisCluster:
         """The slot a command's keys live in (its first key's), or None for a keyless one."""
         if not args:
             return None
-        name = _text(args[0]).upper()
+        name = as_text(args[0]).upper()
         if name in _SCRIPT_COMMANDS:
             return key_slot(args[3]) if len(args) > 3 and int(args[2]) > 0 else None
         if name in _KEYLESS or len(args) < 2:
@@ -293,7 +289,7 @@ class RedisCluster:
         return key_slot(args[1])
 
     def execute_command(self, *args: Any, timeout: float | None = None) -> Any:
-        name = _text(args[0]).upper() if args else ""
+        name = as_text(args[0]).upper() if args else ""
         if timeout is None and name in ("BLPOP", "BRPOP", "BZPOPMIN", "BZPOPMAX"):
             timeout = self.socket_timeout + (float(args[-1]) or 365 * 24 * 3600.0)
         return self.execute_routed(self.command_slot(args), pack_command(*args), name, timeout)

@@ -20,6 +20,7 @@ from jexkv.errors import ProtocolError
 
 __all__ = [
     "NEED_DATA",
+    "as_text",
     "ErrorReply",
     "ReplyParser",
     "VerbatimString",
@@ -88,6 +89,11 @@ def _arg(arg: object) -> bytes:
     raise TypeError(
         f"a command argument must be str, bytes, int or float, got {type(arg).__name__}"
     )
+
+
+def as_text(value: Any) -> str:
+    """A reply element (bytes from a bulk string, or a number) as str."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def pack_args(args: Iterable[object]) -> bytes:

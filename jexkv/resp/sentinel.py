@@ -22,12 +22,9 @@ from jexkv.errors import BackendError, BackendUnavailable, ConfigError
 from jexkv.resp.client import Redis
 from jexkv.resp.connection import Connection
 from jexkv.resp.errors import ReadOnlyError
+from jexkv.resp.protocol import as_text
 
 __all__ = ["SentinelRedis"]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class SentinelRedis(Redis):
@@ -87,7 +84,7 @@ class SentinelRedis(Redis):
                 with self._sentinel_lock:  # ask the one that answered first next time
                     self.sentinels.remove(address)
                     self.sentinels.insert(0, address)
-                return _text(reply[0]), int(reply[1])
+                return as_text(reply[0]), int(reply[1])
             errors.append(f"{address[0]}:{address[1]}: does not know {self.service!r}")
         raise BackendUnavailable(
             f"no sentinel named the primary of {self.service!r}: " + "; ".join(errors)
@@ -99,7 +96,7 @@ class SentinelRedis(Redis):
         conn = super().new_connection(host=host, port=port, **overrides)
         conn.connect()
         role = conn.execute("ROLE")
-        if not isinstance(role, (list, tuple)) or _text(role[0]) != "master":
+        if not isinstance(role, (list, tuple)) or as_text(role[0]) != "master":
             conn.close()
             raise BackendUnavailable(f"{host}:{port} is not the primary of {self.service!r} yet")
         return conn
