@@ -100,8 +100,23 @@ def _coerce(name: str, value: Any, spec: _Spec, *, from_query: bool) -> Any:
     return value
 
 
+def _other_half(kind: str, scheme: str) -> dict[str, _Spec]:
+    """Options of the other kind (queue for kv, kv for queue) on this adapter: a URL
+    that carries them serves both halves (one ``JEXKV_URL``), so the query string may
+    hold them; they are checked, then left to the half they belong to."""
+    allowed = {**_COMMON, **_KIND[kind], **_ADAPTER[(kind, scheme)]}
+    return {
+        name: spec
+        for other in _KIND
+        if other != kind
+        for name, spec in {**_KIND[other], **_ADAPTER[(other, scheme)]}.items()
+        if name not in allowed
+    }
+
+
 def _options(kind: str, scheme: str, query: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     allowed = {**_COMMON, **_KIND[kind], **_ADAPTER[(kind, scheme)]}
+    other_half = _other_half(kind, scheme)
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
@@ -110,7 +125,8 @@ def _options(kind: str, scheme: str, query: str, kwargs: Mapping[str, Any]) -> d
     for source, items in (("query", pairs), ("keyword", list(kwargs.items()))):
         seen: set[str] = set()
         for name, value in items:
-            if name not in allowed:
+            spec = allowed.get(name) or (other_half.get(name) if source == "query" else None)
+            if spec is None:
                 elsewhere = sorted(
                     f"{s}:// {k}" for (k, s), opts in _ADAPTER.items() if name in opts
                 ) + sorted(k for k, opts in _KIND.items() if name in opts)
@@ -121,7 +137,9 @@ def _options(kind: str, scheme: str, query: str, kwargs: Mapping[str, Any]) -> d
             if name in seen:
                 raise ConfigError(f"option {name!r} given twice in the URL")
             seen.add(name)
-            merged[name] = _coerce(name, value, allowed[name], from_query=source == "query")
+            value = _coerce(name, value, spec, from_query=source == "query")
+            if name in allowed:  # the other half's options are checked, then left to it
+                merged[name] = value
     return merged
 
 
@@ -177,6 +195,14 @@ def parse_url(
             raise ConfigError("sqlite:///:memory: is not supported; use memory://")
         if "\x00" in location:
             raise ConfigError("sqlite file path contains a NUL character")
+        if location.startswith("~"):  # sqlite:///~/app.db: the user's home, as a shell has it
+            expanded = os.path.expanduser(location)
+            if expanded.startswith("~"):
+                raise ConfigError(
+                    f"sqlite file path {location!r}: cannot expand '~' (no such user, or no "
+                    "HOME); write the absolute path as sqlite:////absolute/path.db"
+                )
+            location = expanded
     return scheme, location, _options(kind, scheme, parts.query, kwargs)
 
 
@@ -193,10 +219,10 @@ def _sqlite_kv(location: str, options: dict[str, Any]) -> KVStore:
 
 
 def _redis_kv(location: str, options: dict[str, Any]) -> KVStore:
-    from jexkv.redis.kv import RedisKV
+    from jexkv.redis.kv import DEFAULT_NAMESPACE, RedisKV
     from jexkv.resp.connect import client_for_url
 
-    namespace = options.pop("namespace", "")
+    namespace = options.pop("namespace", DEFAULT_NAMESPACE)
     client = client_for_url(location, options)
     return RedisKV(client, namespace=namespace, description=repr(client))
 

@@ -1,7 +1,11 @@
 """RedisKV: the KV contract on a Redis server, each operation a native command.
 
 Rule: values are stored as their JSON text under the namespaced key, so any other
-client reads them as it would any JSON cache entry; TTLs are Redis's own (PX,
+client reads them as it would any JSON cache entry. A store opened without a
+``namespace`` keeps its keys under ``DEFAULT_NAMESPACE``, never at the root of the
+database: its ``keys()`` and ``clear()`` then see only what jexkv's KV stores wrote,
+never a queue's ``bull:…`` keys nor another application's (README, "Sharing one
+Redis"). Only an explicit ``namespace=""`` reaches the whole database. TTLs are Redis's own (PX,
 PEXPIRE, PTTL), so expiry is exact and counted by the server's clock. Every
 operation is one command, one Lua script, or one MULTI/EXEC: atomic on the server.
 """
@@ -12,11 +16,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from jexkv.codec import check_amount, check_key, check_ttl, decode, encode
-from jexkv.errors import ClosedError, WrongTypeError
+from jexkv.errors import ClosedError, SerializationError, WrongTypeError
 from jexkv.resp import ServerError
 from jexkv.resp.connect import AnyRedis
 
-__all__ = ["RedisKV"]
+__all__ = ["DEFAULT_NAMESPACE", "RedisKV"]
+
+DEFAULT_NAMESPACE = "jexkv:"  # where a store opened without a namespace keeps its keys
 
 # INCRBY, then a TTL only when this call created the key (a fixed window).
 _INCR = """
@@ -43,15 +49,11 @@ _GLOB = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 _SCAN_COUNT = 500
 
 
-def _value(data: Any) -> Any:
-    return decode(data.decode("utf-8")) if isinstance(data, bytes) else data
-
-
 class RedisKV:
     """A KV store on Redis; any number of processes may share one server."""
 
     def __init__(
-        self, client: AnyRedis, *, namespace: str = "", description: str = "redis"
+        self, client: AnyRedis, *, namespace: str = DEFAULT_NAMESPACE, description: str = "redis"
     ) -> None:
         self._client = client
         self._ns = namespace
@@ -72,7 +74,7 @@ class RedisKV:
 
     def get(self, key: str, default: Any = None) -> Any:
         data = self._run("GET", self._key(key))
-        return default if data is None else _value(data)
+        return default if data is None else decode(data, key)
 
     def exists(self, key: str) -> bool:
         return bool(self._run("EXISTS", self._key(key)))
@@ -86,7 +88,7 @@ class RedisKV:
         for group in self._client.slot_groups(names):  # one MGET (one slot on a cluster)
             for full, value in zip(group, self._run("MGET", *group)):
                 if value is not None:
-                    found[names[full]] = _value(value)
+                    found[names[full]] = decode(value, names[full])
         return found
 
     def keys(self, prefix: str = "") -> Iterator[str]:
@@ -169,7 +171,13 @@ class RedisKV:
             # A server older than 6.2: GET and DEL in one transaction.
             pipe = self._client.pipeline(transaction=True)
             data = pipe.execute_command("GET", full).execute_command("DEL", full).execute()[0]
-        return default if data is None else _value(data)
+        if data is None:
+            return default
+        try:
+            return decode(data, key)
+        except SerializationError:
+            self._run("SET", full, data, "NX")  # another client's value is not ours to lose
+            raise
 
     def clear(self) -> int:
         if self._closed:
