@@ -19,6 +19,7 @@ from jexkv.errors import SerializationError
 __all__ = [
     "JsonText",
     "check_amount",
+    "check_int",
     "check_key",
     "check_ttl",
     "decode",
@@ -82,13 +83,21 @@ def check_key(key: object) -> str:
     return key  # a str subclass: accepted as the text it holds
 
 
+def check_int(value: object, name: str, minimum: int = 0, unit: str = "") -> int:
+    """Return ``value`` if it is an int (not a bool) of at least ``minimum``; raise
+    ValueError otherwise, whatever its type: every count and time in milliseconds
+    (``ttl_ms``, ``delay_ms``, ``attempts``, ``priority``, …) is checked by this one rule."""
+    if type(value) is int and value >= minimum:
+        return value
+    what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+    raise ValueError(f"{name} must be {what}{unit}, got {type(value).__name__}: {value!r}")
+
+
 def check_ttl(ttl_ms: object, name: str = "ttl_ms") -> int:
     """Return ``ttl_ms`` if it is a positive int (not a bool); raise ValueError otherwise."""
     if type(ttl_ms) is int and ttl_ms > 0:
         return ttl_ms
-    raise ValueError(
-        f"{name} must be a positive int of milliseconds, got {type(ttl_ms).__name__}: {ttl_ms!r}"
-    )
+    return check_int(ttl_ms, name, 1, " of milliseconds")
 
 
 def check_amount(amount: object) -> int:
@@ -96,6 +105,9 @@ def check_amount(amount: object) -> int:
     if type(amount) is int:
         return amount
     raise TypeError(f"amount must be an int, got {type(amount).__name__}: {amount!r}")
+
+
+_NOT_FINITE = "NaN and infinities are not JSON"
 
 
 def _refuse(value: object, why: str) -> NoReturn:
@@ -134,14 +146,25 @@ def encode(value: object) -> str:
     except SerializationError:
         raise
     except (TypeError, ValueError) as exc:
-        _refuse(value, str(exc))
+        # The C encoder's words for NaN vary by Python version: one text on every adapter.
+        _refuse(value, _NOT_FINITE if "Out of range float" in str(exc) else str(exc))
     except RecursionError:
         _refuse(value, "circular or nested too deeply")
 
 
-def decode(text: str) -> Any:
-    """The value of a JSON text written by :func:`encode`."""
-    return _decode(text)
+def decode(text: str | bytes, key: str | None = None) -> Any:
+    """The value of a JSON text written by :func:`encode` (str, or UTF-8 bytes).
+
+    Text that is not JSON (another client wrote it) raises SerializationError naming
+    ``key`` when one is given, so the caller learns which entry is foreign.
+    """
+    try:
+        return _decode(text if type(text) is str else text.decode("utf-8"))  # type: ignore[union-attr]
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        where = "a stored value" if key is None else f"the value of key {key!r}"
+        raise SerializationError(
+            f"{where} is not JSON text (another client wrote it?): {reprlib.repr(text)}"
+        ) from exc
 
 
 class JsonText(str):
@@ -163,7 +186,7 @@ def freeze(value: object) -> Any:
     if t is float:
         if math.isfinite(value):  # type: ignore[arg-type]
             return value
-        _refuse(value, "NaN and infinities are not JSON")
+        _refuse(value, _NOT_FINITE)
     if t is dict:
         for k, v in value.items():  # type: ignore[attr-defined]
             tv = type(v)

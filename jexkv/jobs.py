@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from jexkv.codec import encode
+from jexkv.codec import check_int, encode
 
 __all__ = [
     "STATES",
@@ -45,9 +45,9 @@ class Backoff:
     def __post_init__(self) -> None:
         if self.kind not in ("fixed", "exponential"):
             raise ValueError(f"backoff kind must be 'fixed' or 'exponential', got {self.kind!r}")
-        _check_int("backoff delay_ms", self.delay_ms, 0)
+        check_int(self.delay_ms, "backoff delay_ms", 0)
         if self.max_ms is not None:
-            _check_int("backoff max_ms", self.max_ms, 0)
+            check_int(self.max_ms, "backoff max_ms", 0)
         if type(self.jitter) not in (int, float) or not 0.0 <= self.jitter <= 1.0:
             raise ValueError(f"backoff jitter must be a number from 0 to 1, got {self.jitter!r}")
 
@@ -133,14 +133,6 @@ class NewJob:
     job_id: str | None
 
 
-def _check_int(what: str, value: object, minimum: int) -> int:
-    if type(value) is not int:
-        raise TypeError(f"{what} must be an int, got {type(value).__name__}: {value!r}")
-    if value < minimum:
-        raise ValueError(f"{what} must be >= {minimum}, got {value}")
-    return value
-
-
 def _check_name(what: str, value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, got {type(value).__name__}: {value!r}")
@@ -158,7 +150,7 @@ def _check_backoff(backoff: object) -> dict[str, Any] | None:
         return None
     if isinstance(backoff, Backoff):
         return backoff.to_dict()
-    return Backoff.fixed(_check_int("backoff", backoff, 0)).to_dict()
+    return Backoff.fixed(check_int(backoff, "backoff", 0)).to_dict()
 
 
 def new_job(
@@ -184,10 +176,10 @@ def new_job(
     return NewJob(
         name=_check_name("job name", name),
         payload=encode(payload),
-        delay_ms=_check_int("delay_ms", delay_ms, 0),
-        attempts=_check_int("attempts", attempts, 1),
+        delay_ms=check_int(delay_ms, "delay_ms", 0),
+        attempts=check_int(attempts, "attempts", 1),
         backoff=_check_backoff(backoff),
-        priority=_check_int("priority", priority, 0),
+        priority=check_int(priority, "priority", 0),
         job_id=job_id,
     )
 

@@ -215,3 +215,68 @@ def test_no_url_and_no_environment_means_memory(
         kv.set("k", 1)
         assert kv.get("k") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+# One JEXKV_URL for both halves: each half takes the query options it knows, checks the
+# other half's and leaves them to it; an option neither half knows is still refused.
+BOTH_HALVES = [
+    "memory://?namespace=app:&keep_completed=100&lease_ms=5000&purge_interval_ms=50",
+    "sqlite:///both.db?keep_completed=100&lease_ms=5000&vacuum_interval_ms=50&vacuum_batch=9",
+    "redis://localhost:1/0?keep_completed=100&lease_ms=5000&prefix=app&socket_timeout_ms=900",
+]
+
+
+@pytest.mark.parametrize("url", BOTH_HALVES)
+def test_one_url_serves_both_halves(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with jexkv.open_kv(url):
+        pass
+    with jexkv.open_queue(url):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("memory://?keep_completed=-1", "keep_completed"),
+        ("memory://?lease_ms=soon", "lease_ms"),
+        ("sqlite:///x.db?lease_ms=1&lease_ms=2", "twice"),
+        ("sqlite:///x.db?keep_completed=5&colour=red", "colour"),
+        ("redis://localhost:1/0?prefix=app&bogus_opt=1", "bogus_opt"),
+    ],
+)
+def test_the_other_halfs_options_are_still_checked(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, url: str, fragment: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(jexkv.ConfigError, match=fragment):
+        jexkv.open_kv(url)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_other_halfs_options_are_refused_as_keywords() -> None:
+    with pytest.raises(jexkv.ConfigError, match="lease_ms"):
+        jexkv.open_kv("memory://", lease_ms=5000)
+    with pytest.raises(jexkv.ConfigError, match="purge_interval_ms"):
+        jexkv.open_queue("memory://", purge_interval_ms=5)
+
+
+def test_sqlite_url_expands_the_home_folder(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with jexkv.open_kv("sqlite:///~/sub/app.db") as kv:
+        kv.set("k", 1)
+    assert (tmp_path / "sub" / "app.db").is_file()
+    assert not pathlib.Path("~").exists()
+
+
+def test_sqlite_url_with_an_unknown_user_is_refused(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(jexkv.ConfigError, match="cannot expand"):
+        jexkv.open_kv("sqlite:///~no-such-user-jexkv/app.db")
+    assert list(tmp_path.iterdir()) == []

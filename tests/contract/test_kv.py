@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import math
 import threading
 from collections import Counter
 
@@ -910,6 +911,17 @@ BAD_VALUE_IDS = [
     "nested-set",
     "nested-nan",
 ]
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), [1, float("nan")], {"a": float("-inf")}, [[math.nan]]]
+)
+def test_nan_is_refused_with_one_message_on_every_adapter(kv, value):
+    with pytest.raises(jexkv.SerializationError, match=r"\(NaN and infinities are not JSON\)"):
+        kv.set("k", value)
+    with pytest.raises(jexkv.SerializationError, match=r"\(NaN and infinities are not JSON\)"):
+        kv.set_many({"k": value})
+    assert list(kv.keys()) == []
 
 
 def test_serialization_error_hierarchy():
