@@ -3,7 +3,8 @@
 Rule: only here do BullMQ's field names meet jexkv's. A hash comes from a script as a flat
 list of bytes (``HGETALL``), a claim as one JSON array (``claimed_job``); fields a Node BullMQ
 producer writes differently (a numeric backoff, a custom backoff type, missing fields) are
-read as BullMQ reads them.
+read as BullMQ reads them. A job BullMQ retried after its last attempt (atm kept) is shown
+with ``attempts_made + 1`` attempts while it waits or runs: that run is its last.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def claimed_job(queue: str, packed: bytes, now: int) -> Job:
     return _job(queue, values[-1], fields, "active")
 
 
+_FINISHED = ("completed", "dead")
+
+
 def _number(fields: dict[str, Any], name: str) -> int:
     value = fields.get(name)
     if value is None:
@@ -68,9 +72,15 @@ def _job(queue: str, job_id: str, fields: dict[str, Any], state: str) -> Job:
     if not isinstance(opts, dict):
         opts = {}
     attempts = opts.get("attempts")
+    attempts = attempts if type(attempts) is int and attempts > 0 else 1
     # Attempts made: finished ones (atm), and runs that stalled (started, never finished).
     started = _number(fields, "ats") - (1 if state == "active" else 0)
     made = max(_number(fields, "atm"), started)
+    # A job retried by BullMQ (Bull Board, job.retry()) keeps atm, and runs once more, as on a
+    # Node worker: shown with one attempt beyond those made, so that run is its last; a
+    # finished job shows at least as many attempts as it made.
+    if made >= attempts:
+        attempts = made if state in _FINISHED else made + 1
     data, result = fields.get("data"), fields.get("returnvalue")
     traces = fields.get("stacktrace")
     traceback = None
@@ -88,7 +98,7 @@ def _job(queue: str, job_id: str, fields: dict[str, Any], state: str) -> Job:
         queue,
         fields.get("name", ""),
         decode(data) if data else None,
-        attempts if type(attempts) is int and attempts > 0 else 1,
+        attempts,
         made,
         _number(fields, "priority"),
         timestamp,
@@ -113,8 +123,11 @@ def _decode_result(raw: str) -> Any:
 
 def keep_opts(keep_completed: int, keep_dead: int | None) -> dict[str, Any]:
     """BullMQ's removeOnComplete/removeOnFail for a queue's keep settings, written into the
-    opts of every job it adds, so Node workers finish jexkv's jobs the way jexkv would."""
-    opts: dict[str, Any] = {"removeOnComplete": keep_completed or True}
+    opts of every job it adds, so Node workers finish jexkv's jobs the way jexkv would.
+    ``"jexkv": 1`` marks them as jexkv's: a jexkv worker applies its own keep settings to
+    such a job, and a job's own options only when a BullMQ producer set them (lib.lua's
+    keep_rule)."""
+    opts: dict[str, Any] = {"removeOnComplete": keep_completed or True, "jexkv": 1}
     if keep_dead is not None:
         opts["removeOnFail"] = keep_dead or True
     return opts

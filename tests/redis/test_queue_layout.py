@@ -105,6 +105,7 @@ def test_job_hash_fields_through_a_run(q, redis):
         "attempts": 2,
         "backoff": {"type": "fixed", "delay": 5},
         "removeOnComplete": 10,  # the queue's keep_completed, for Node workers
+        "jexkv": 1,  # ... marked as jexkv's: a jexkv worker applies its own keep settings
     }
     assert fields["delay"] == "0" and fields["priority"] == "0"
     assert int(fields["timestamp"]) == job.created_at_ms

@@ -1,9 +1,10 @@
---[[ complete: ARGV[3] = completed jobs to keep (0: delete them, -1: all), ARGV[4] = count,
+--[[ complete: ARGV[3] = completed jobs to keep (0: delete them, -1: all) of the jobs whose
+opts set no removeOnComplete of their own (keep_rule), ARGV[4] = count,
 then per job: id, token, result (JSON); then the next claim: limit (0: none), token, lease ms,
 worker name, dead jobs to keep. Returns {lost ids, fetch's reply}. The lock check is
 release_lock's, with the deletes and stalled marks of the whole batch in one call each. ]]
 local keep, count = tonumber(ARGV[3]), tonumber(ARGV[4])
-local lost, gone, finished = {}, {}, {}
+local lost, gone, finished, trim = {}, {}, {}, false
 trim_events()
 for i = 0, count - 1 do
   local base = 5 + i * 3
@@ -13,13 +14,17 @@ for i = 0, count - 1 do
   if (lock == token or (not lock and rcall("LPOS", K_ACTIVE, id)))
       and rcall("LREM", K_ACTIVE, -1, id) > 0 then
     finished[#finished + 1] = id
-    if keep == 0 then
+    local fields = rcall("HMGET", key, "opts", "deid")
+    release_dedup(id, fields[2])
+    local n, age, most, own = keep_rule(opts_of(fields[1]), "removeOnComplete", keep)
+    if n == 0 then
       gone[#gone + 1] = key
       gone[#gone + 1] = key .. ":logs"
     else
       rcall("HINCRBY", key, "atm", 1)
       rcall("HSET", key, "returnvalue", result, "finishedOn", NOW)
-      rcall("ZADD", K_COMPLETED, NOW, id)
+      file_finished(id, key, K_COMPLETED, n, age, most, own)
+      trim = trim or not own
     end
     if lock then gone[#gone + 1] = key .. ":lock" end
     emit("completed", "jobId", id, "returnvalue", result, "prev", "active")
@@ -29,7 +34,7 @@ for i = 0, count - 1 do
 end
 if #gone > 0 then rcall("DEL", unpack(gone)) end
 if #finished > 0 then rcall("SREM", K_STALLED, unpack(finished)) end
-if keep > 0 and #finished > 0 then trim_finished(K_COMPLETED, keep) end
+if keep > 0 and trim then trim_finished(K_COMPLETED, keep) end
 local base = 5 + count * 3
 local limit = tonumber(ARGV[base])
 local claimed = {0}

@@ -13,7 +13,6 @@ rcall("HSET", key, "failedReason", reason, "stacktrace", cjson.encode(traces))
 trim_events()
 if retry_at < 0 then
   bury(id, key, reason, keep_dead)
-  if keep_dead > 0 then trim_finished(K_FAILED, keep_dead) end
   return 1
 end
 rcall("HINCRBY", key, "atm", 1)

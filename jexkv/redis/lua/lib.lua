@@ -99,6 +99,7 @@ local function promote(held)
 end
 
 -- Keep the newest `keep` members of a finished set (-1: all), deleting the others' jobs.
+-- Trims leave deduplication keys alone, as BullMQ's do: a job's was released when it finished.
 local function trim_finished(set, keep)
   if keep < 0 then return end
   local old = rcall("ZREVRANGE", set, keep, -1)
@@ -107,6 +108,78 @@ local function trim_finished(set, keep)
     rcall("DEL", key, key .. ":logs", key .. ":lock")
   end
   if #old > 0 then rcall("ZREMRANGEBYRANK", set, 0, -(keep + 1)) end
+end
+
+-- Delete the jobs of a finished set that finished more than `age` ms ago (`most` at a time).
+local function trim_older(set, age, most)
+  local old = rcall("ZRANGEBYSCORE", set, "-inf", NOW - age, "LIMIT", 0, most)
+  for _, id in ipairs(old) do
+    local key = PREFIX .. id
+    rcall("DEL", key, key .. ":logs", key .. ":lock")
+  end
+  if #old > 0 then rcall("ZREM", set, unpack(old)) end
+end
+
+-- A job's opts as a table ({} when missing or not JSON).
+local function opts_of(raw)
+  local ok, opts = pcall(cjson.decode, raw or "{}")
+  if ok and type(opts) == "table" then return opts end
+  return {}
+end
+
+--[[ What to keep when a job finishes into a set: BullMQ's keepJobs. The job's own
+removeOnComplete/removeOnFail (`field`) when a BullMQ producer set it (true: delete it;
+false: keep all; n: the newest n; {age (s), count, limit}), else the worker's `keep` (-1: all,
+0: delete it, n: the newest n). jexkv's producer writes its keep settings there for Node
+workers and marks them with "jexkv": a jexkv worker uses its own for those jobs.
+Returns count (-1: all), age in ms (false: none), how many the age trim removes at most, and
+whether the rule is the job's own. ]]
+local function keep_rule(opts, field, keep)
+  local own = opts[field]
+  if opts["jexkv"] or own == nil or own == cjson.null then return keep, false, 0, false end
+  if own == true then return 0, false, 0, true end
+  if type(own) == "number" then return math.max(math.floor(own), -1), false, 0, true end
+  if type(own) == "table" then
+    local count, age = tonumber(own["count"]), tonumber(own["age"])
+    count = count and math.max(math.floor(count), -1) or -1
+    return count, age and age * 1000 or false, tonumber(own["limit"]) or 1000, true
+  end
+  return -1, false, 0, true -- false (or anything else BullMQ reads as "keep")
+end
+
+-- Put a finished job in `set` by its rule (keep_rule), or delete it; then trim the set by the
+-- job's own rule. Returns true when the job was kept.
+local function file_finished(id, key, set, count, age, most, own)
+  if count == 0 then
+    rcall("DEL", key, key .. ":logs")
+    return false
+  end
+  rcall("ZADD", set, NOW, id)
+  if own then
+    if age then trim_older(set, age, most) end
+    if count > 0 then trim_finished(set, count) end
+  end
+  return true
+end
+
+-- BullMQ's deduplication (Node's `deduplication: {id}` writes the job field deid and the key
+-- Q:de:<id>, and drops every later add with that id while the key lives): when the job finishes,
+-- the key goes if it has no TTL and still names this job (a TTL'd key, BullMQ's throttle,
+-- lives out its TTL).
+local function release_dedup(id, deid)
+  if not deid then return end
+  local de = PREFIX .. "de:" .. deid
+  local ttl = rcall("PTTL", de)
+  if ttl == 0 or (ttl == -1 and rcall("GET", de) == id) then rcall("DEL", de) end
+end
+
+-- When a job is removed (purged) the key goes if it names this job, whatever its TTL, with
+-- any next job BullMQ's keepLastIfActive stored for it (Q:dn:<id>).
+local function release_dedup_removed(id, key)
+  local deid = rcall("HGET", key, "deid")
+  if not deid then return end
+  local de = PREFIX .. "de:" .. deid
+  if rcall("GET", de) == id then rcall("DEL", de, PREFIX .. "dn:" .. deid) end
 end
 
 -- The lock check of every step that finishes a job: held with `token`, or (the lease ran out
@@ -122,24 +195,19 @@ local function release_lock(id, key, token)
   return false
 end
 
-local function attempts_of(key)
-  local ok, opts = pcall(cjson.decode, rcall("HGET", key, "opts") or "{}")
-  if ok and type(opts) == "table" and tonumber(opts["attempts"]) then
-    return tonumber(opts["attempts"])
-  end
-  return 1
-end
-
--- Move an active job (lock already released) to the dead-letter set `failed`.
+-- Move an active job (lock already released) to the dead-letter set `failed`, or delete it,
+-- by its removeOnFail or else the worker's `keep_dead` (keep_rule).
 local function bury(id, key, reason, keep_dead)
   local made = rcall("HINCRBY", key, "atm", 1)
-  local exhausted = made >= attempts_of(key)
+  local fields = rcall("HMGET", key, "opts", "deid")
+  local opts = opts_of(fields[1])
+  local exhausted = made >= (tonumber(opts["attempts"]) or 1)
+  release_dedup(id, fields[2])
   rcall("HDEL", key, "defa")
-  if keep_dead == 0 then
-    rcall("DEL", key, key .. ":logs")
-  else
-    rcall("ZADD", K_FAILED, NOW, id)
+  local count, age, most, own = keep_rule(opts, "removeOnFail", keep_dead)
+  if file_finished(id, key, K_FAILED, count, age, most, own) then
     rcall("HSET", key, "failedReason", reason, "finishedOn", NOW)
+    if not own and count > 0 then trim_finished(K_FAILED, count) end
   end
   emit("failed", "jobId", id, "failedReason", reason, "prev", "active")
   if exhausted then
@@ -172,7 +240,7 @@ local function fetch(limit, token, lease, name, keep_dead)
     end
     limit = math.min(limit, rate_max - used)
   end
-  local taken, buried = 0, false
+  local taken = 0
   while taken < limit do
     local id = rcall("RPOPLPUSH", K_WAIT, K_ACTIVE)
     if not id then
@@ -191,7 +259,6 @@ local function fetch(limit, token, lease, name, keep_dead)
     elseif job[12] then
       rcall("LREM", K_ACTIVE, -1, id)
       bury(id, key, job[12], keep_dead)
-      buried = true
     else
       if rate_max and rcall("INCR", K_LIMITER) == 1 then
         rcall("PEXPIRE", K_LIMITER, math.floor(tonumber(meta[4]) or 1000))
@@ -205,7 +272,6 @@ local function fetch(limit, token, lease, name, keep_dead)
       taken = taken + 1
     end
   end
-  if buried and keep_dead > 0 then trim_finished(K_FAILED, keep_dead) end
   wake_if_ready()
   out[1] = next_due()
   return out
