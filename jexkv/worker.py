@@ -23,6 +23,7 @@ from jexkv.codec import encode
 from jexkv.contracts import Claim, QueueBackend
 from jexkv.errors import ClosedError, ConfigError, SerializationError, Unrecoverable
 from jexkv.jobs import Job
+from jexkv.outages import OutageLog
 
 __all__ = ["Workers"]
 
@@ -48,6 +49,7 @@ class _Pool:
         self.handler = handler
         self.running: dict[str, str] = {}  # job id -> lease token
         self.lock = threading.Lock()
+        self.outage = OutageLog(log, f"queue {queue!r}")  # one line per outage, not per try
         self.threads = [
             threading.Thread(target=self._run, name=f"jexkv-worker-{queue}-{i}", daemon=True)
             for i in range(1, n + 1)
@@ -76,6 +78,7 @@ class _Pool:
                     if stop.is_set():
                         break  # stopping: never claim again
                     claims = self._hold(backend.fetch(queue, w.lease_ms, size))
+                    self.outage.ok()
                     if not claims:
                         average = _BATCH_S  # idle: start again with one job at a time
                         backend.wait(queue, _IDLE_WAIT_S, stop)
@@ -97,8 +100,8 @@ class _Pool:
                     acks = []
             except ClosedError:
                 return
-            except Exception:
-                log.exception("jexkv: worker of queue %r failed; going on", queue)
+            except Exception as exc:
+                self.outage.failed(exc, "fetching jobs")
                 stop.wait(_ERROR_PAUSE_S)
 
     def _hold(self, claims: list[Claim]) -> list[Claim]:
@@ -120,8 +123,8 @@ class _Pool:
             self.workers.backend.release(self.queue, [(job.id, token) for job, token in claims])
         except ClosedError:
             raise
-        except Exception:
-            log.exception("jexkv: handing back %d jobs of %r failed", len(claims), self.queue)
+        except Exception as exc:
+            self.outage.failed(exc, f"handing back {len(claims)} jobs (their leases run out)")
         finally:
             self._drop(job.id for job, _ in claims)
 
@@ -134,16 +137,20 @@ class _Pool:
             )
         except ClosedError:
             raise
-        except Exception:
+        except Exception as exc:
             # Not recorded: the jobs stay active, and the stalled check hands them
             # out again once their leases run out (at least once).
-            log.exception("jexkv: recording %d finished jobs of %r failed", len(acks), self.queue)
+            doing = (
+                f"recording {len(acks)} finished jobs (they run again once their leases run out)"
+            )
+            self.outage.failed(exc, doing)
             return []
         finally:
             self._drop(job_id for job_id, _, _ in acks)
+        self.outage.ok()
         for job_id in lost:
             log.warning(
-                "jexkv: job %s on queue %r finished after its lease was lost; "
+                "job %s on queue %r finished after its lease was lost; "
                 "it was handed to another worker",
                 job_id,
                 self.queue,
@@ -160,8 +167,8 @@ class _Pool:
                 self._failed(job, token, exc)
             except ClosedError:
                 raise
-            except Exception:
-                log.exception("jexkv: recording the failure of job %s failed", job.id)
+            except Exception as exc2:
+                self.outage.failed(exc2, f"recording the failure of job {job.id}")
             finally:
                 self._drop([job.id])
             return None
@@ -178,7 +185,7 @@ class _Pool:
         else:
             error = f"{type(exc).__name__}: {exc}"
         log.error(
-            "jexkv: job %s (%s) on queue %r failed on attempt %d of %d%s: %s",
+            "job %s (%s) on queue %r failed on attempt %d of %d%s: %s",
             job.id,
             job.name,
             self.queue,
@@ -252,15 +259,16 @@ class Workers:
                         lost = self.backend.extend(pool.queue, held, self.lease_ms)
                         # A job finished (and recorded) since held() was read is not lost.
                         for job_id in pool.still_held(lost, dict(held)):
-                            log.warning("jexkv: job %s lost its lease on renewal", job_id)
+                            log.warning("job %s lost its lease on renewal", job_id)
                     if time.monotonic() >= next_check:
                         self.backend.recover_stalled(
                             pool.queue, self.max_stalls, self.lease_ms, self.keep_dead
                         )
+                    pool.outage.ok()
                 except ClosedError:
                     return
-                except Exception:
-                    log.exception("jexkv: lease upkeep of queue %r failed", pool.queue)
+                except Exception as exc:
+                    pool.outage.failed(exc, "renewing leases and checking for stalled jobs")
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + self.lease_ms / 1000.0
 

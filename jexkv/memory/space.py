@@ -82,7 +82,7 @@ class MemorySpace:
                 while self.purge_once() == 1000 and not self._stop.is_set():
                     pass
             except Exception:  # never let the purge thread die silently
-                log.exception("jexkv: memory purge failed")
+                log.exception("memory purge failed")
 
     def stop(self) -> None:
         self._stop.set()
