@@ -5,14 +5,20 @@ only add to it (``incr`` applies ``ttl_ms`` only when it creates the key). Once 
 is past the limit, requests are refused until the key expires and a new window begins. The
 window here is 300 ms so the example finishes quickly.
 
-Run it from the repository root: ``python examples/rate_limit.py``
+Run it from the repository root, installed or not: ``python examples/rate_limit.py``
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
-import jexkv
+try:
+    import jexkv
+except ImportError:  # run from a clone, not installed: use the checkout's jexkv
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import jexkv
 
 LIMIT = 5  # requests per window
 WINDOW_MS = 300

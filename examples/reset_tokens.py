@@ -5,19 +5,25 @@ Shows: a token stored with a 15-minute ``ttl_ms`` and its remaining TTL; redeemi
 threads, lined up on a Barrier, racing to redeem one token: exactly one wins. The store is a
 SQLite file in a temporary folder, removed at the end.
 
-Run it from the repository root: ``python examples/reset_tokens.py``
+Run it from the repository root, installed or not: ``python examples/reset_tokens.py``
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-import jexkv
+try:
+    import jexkv
+except ImportError:  # run from a clone, not installed: use the checkout's jexkv
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import jexkv
 
 FIFTEEN_MINUTES_MS = 15 * 60 * 1000
 

@@ -7,17 +7,23 @@ background thread. Creating the user does not wait for the email; ``close()`` wa
 job that is running. (``close()`` stops fetching: a job no worker has started yet stays queued,
 which on ``memory://`` means it goes away with the process; on SQLite it waits in the file.)
 
-Run it from the repository root: ``python examples/welcome_email.py``
+Run it from the repository root, installed or not: ``python examples/welcome_email.py``
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
-import jexkv
+try:
+    import jexkv
+except ImportError:  # run from a clone, not installed: use the checkout's jexkv
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import jexkv
 
 START = time.monotonic()
 _PRINT = threading.Lock()  # the app and the worker thread print; keep their lines whole

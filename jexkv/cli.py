@@ -28,15 +28,48 @@ class UserError(Exception):
     """A problem to report in one line, exit code 2."""
 
 
-def parse_value(text: str) -> Any:
-    """A command-line value: JSON when it parses as JSON, else the text itself."""
+def parse_value(text: str, raw: bool = False) -> Any:
+    """A command-line value: JSON when it parses as JSON, else the text itself.
+
+    Text that looks like JSON (it starts with ``{``, ``[`` or ``"``) but does not parse
+    is an error, not a string: a typo in a payload must not be stored as text. ``raw``
+    (``--raw``) takes the text as it is, whatever it looks like.
+    """
+    if raw:
+        return text
     try:
         return json.loads(text)
-    except ValueError:
+    except ValueError as exc:
+        if text.lstrip()[:1] in ("{", "[", '"'):
+            raise UserError(
+                f"{text!r} looks like JSON but does not parse ({exc}); "
+                "pass --raw to store it as a string"
+            ) from None
         return text
 
 
+# Commands that only read: they never create the store (a SQLite file) they look into.
+_READ_ONLY = {("kv", "get"), ("kv", "ttl"), ("kv", "keys"),
+              ("queue", "counts"), ("queue", "jobs"), ("queue", "dead")}  # fmt: skip
+
+
+def _missing_store(args: argparse.Namespace) -> bool:
+    """A read-only command on a SQLite file that does not exist: it answers as an empty
+    store would (with a note on stderr) and creates nothing."""
+    from jexkv.urls import parse_url
+
+    url = _url(args)
+    scheme, location, _ = parse_url(url, {}, args.command)
+    if scheme == "sqlite" and not os.path.exists(location):
+        print(f"jexkv: note: no store at {url} ({location} does not exist; nothing was "
+              "created): the answer is an empty store's", file=sys.stderr)  # fmt: skip
+        return True
+    return False
+
+
 def _url(args: argparse.Namespace) -> str:
+    if getattr(args, "empty", False):
+        return "memory://"  # a read-only look at a store that does not exist
     return args.url or os.environ.get("JEXKV_URL") or DEFAULT_URL
 
 
@@ -68,7 +101,11 @@ def _kv(args: argparse.Namespace) -> None:
             _emit(args, data, lambda: json.dumps(value) if found else "(nil)")
         elif args.action == "set":
             written = kv.set(
-                args.key, parse_value(args.value), ttl_ms=args.ttl_ms, nx=args.nx, xx=args.xx
+                args.key,
+                parse_value(args.value, args.raw),
+                ttl_ms=args.ttl_ms,
+                nx=args.nx,
+                xx=args.xx,
             )
             _emit(
                 args,
@@ -119,7 +156,7 @@ def _queue(args: argparse.Namespace) -> None:
             job = q.enqueue(
                 name,
                 args.name,
-                None if args.payload is None else parse_value(args.payload),
+                None if args.payload is None else parse_value(args.payload, args.raw),
                 delay_ms=args.delay_ms,
                 attempts=args.attempts,
                 priority=args.priority,
@@ -191,6 +228,7 @@ def _build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--priority", type=int, default=0)
             sub.add_argument("--backoff-ms", type=int, default=None)
             sub.add_argument("--job-id", default=None)
+            sub.add_argument("--raw", action="store_true", help="PAYLOAD is a string as is")
 
     kv = commands.add_parser("kv", help="read and write keys")
     _common(kv, top=False)
@@ -201,6 +239,7 @@ def _build_parser() -> argparse.ArgumentParser:
     put.add_argument("key", metavar="KEY")
     put.add_argument("value", metavar="VALUE")
     put.add_argument("--ttl-ms", type=int, default=None)
+    put.add_argument("--raw", action="store_true", help="VALUE is a string as is, not JSON")
     only = put.add_mutually_exclusive_group()
     only.add_argument("--nx", action="store_true", help="only if the key is absent")
     only.add_argument("--xx", action="store_true", help="only if the key is present")
@@ -227,10 +266,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from jexkv.runner import run_worker
 
             return run_worker(_url(args), args.target, args.concurrency)
-        elif args.command == "kv":
-            _kv(args)
         else:
-            _queue(args)
+            if (args.command, args.action) in _READ_ONLY:
+                args.empty = _missing_store(args)
+            (_kv if args.command == "kv" else _queue)(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        # `jexkv ... | head -1`: the reader has gone; quietly, as a Unix tool does. Later
+        # writes (the interpreter's own flush at exit) go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (jexkv.JexkvError, UserError, ValueError, TypeError, OSError) as exc:
         print(f"jexkv: error: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -1,7 +1,10 @@
 """``jexkv demo``: the KV store and the task queue at work, in a few seconds.
 
 Rule: the demo uses only the public API, on a SQLite file in a temporary folder
-unless a URL is given, and leaves nothing behind.
+unless a URL is given. On a given URL (an app's own store, perhaps) it keeps to a
+namespace of its own, unique per run (``jexkv-demo-<hex>:``), for its keys and its
+queue, so the app's workers never see its jobs and it never sees theirs; at the end it
+deletes its keys and its jobs (README, "Two commands").
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from typing import Any
 
 import jexkv
+from jexkv.urls import parse_url, redact_url
 
 __all__ = ["run_demo"]
 
@@ -40,9 +44,10 @@ def run_demo(url: str | None = None) -> None:
 
 
 def _story(url: str) -> None:
-    print(f"jexkv demo on {url}\n")
-    kv = jexkv.open_kv(url)
-    queue = jexkv.open_queue(url, keep_completed=100)
+    namespace = f"jexkv-demo-{secrets.token_hex(4)}:"
+    print(f"jexkv demo on {redact_url(url)} (its keys and queue in namespace {namespace!r})\n")
+    kv = jexkv.open_kv(url, namespace=namespace)
+    queue = jexkv.open_queue(url, namespace=namespace)  # keep_completed=0: done jobs go
     try:
         token = secrets.token_urlsafe(12)
         kv.set(f"reset:{token}", {"user_id": 42}, ttl_ms=15 * 60 * 1000)
@@ -59,6 +64,7 @@ def _story(url: str) -> None:
         print(f"   after 350 ms: get = {kv.get('flash:welcome')!r}: expired, gone")
 
         sent: list[float] = []
+        results: dict[str, Any] = {}  # what the handler returned, by job id
         gateway_fixed = threading.Event()
 
         def handle(job: jexkv.Job) -> Any:
@@ -67,11 +73,13 @@ def _story(url: str) -> None:
                 print(f"   [worker] sending the welcome email to {job.payload['email']}")
                 return {"sent": True}
             if not gateway_fixed.is_set():
+                error = ConnectionError("newsletter API unreachable")
                 attempt = job.attempts_made + 1
-                print(f"   [worker] {job.name} attempt {attempt}: newsletter API is down")
-                raise ConnectionError("newsletter API unreachable")
+                print(f"   [worker] {job.name} attempt {attempt}: {type(error).__name__}: {error}")
+                raise error
             print(f"   [worker] {job.name} attempt {job.attempts_made + 1}: subscribed")
-            return {"subscribed": True}
+            results[job.id] = {"subscribed": True}
+            return results[job.id]
 
         queue.register_worker("emails", handle, concurrency=2)
         print(
@@ -92,18 +100,46 @@ def _story(url: str) -> None:
             attempts=3,
             backoff=jexkv.Backoff.exponential(100),
         )
-        _wait(lambda: queue.get_job("emails", job.id).state == "dead")  # type: ignore[union-attr]
+        if not _wait(lambda: _state(queue, job.id) == "dead"):
+            raise DemoError(f"job {job.id} did not reach the dead-letter state in time")
         dead = queue.dead_letters("emails")
         print(f"   dead-letter state: {len(dead)} job(s); job {dead[0].id}: {dead[0].error}")
         print("   the API is back: retry it from the dead-letter state")
         gateway_fixed.set()
-        print(f"   retry_dead: {queue.retry_dead('emails', job.id)} job")
-        _wait(lambda: queue.get_job("emails", job.id).state == "completed")  # type: ignore[union-attr]
-        done = queue.get_job("emails", job.id)
-        if done is not None:
-            print(f"   job {job.id} is {done.state}, result {done.result}")
+        retried = queue.retry_dead("emails", job.id)
+        print(f"   retry_dead: {retried} job")
+        # With keep_completed=0 (the default) a completed job is deleted: gone, not dead.
+        if not _wait(lambda: _state(queue, job.id) is None):
+            raise DemoError(f"job {job.id} did not complete in time")
+        print(
+            f"   job {job.id} completed with {results.get(job.id)} (then deleted: keep_completed=0)"
+        )
 
         print(f"\n5. Queue counts: {queue.counts('emails')}")
     finally:
         queue.close()
+        _clean_up(url, namespace)
+        kv.clear()
         kv.close()
+
+
+class DemoError(jexkv.JexkvError):
+    """The demo's story did not go as told (reported in one line by the command)."""
+
+
+def _state(queue: jexkv.TaskQueue, job_id: str) -> str | None:
+    job = queue.get_job("emails", job_id)
+    return None if job is None else job.state
+
+
+def _clean_up(url: str, namespace: str) -> None:
+    """Delete what the story left: the dead job (completed ones are not kept), and on
+    Redis the queue's own keys (its id counter, meta, events and marker), which the
+    KV store of that key prefix removes like any other key."""
+    with jexkv.open_queue(url, namespace=namespace) as queue:
+        queue.purge_dead("emails")
+    scheme, _, options = parse_url(url, {}, "queue")
+    if scheme == "redis":
+        prefix = options.get("prefix", "bull")
+        with jexkv.open_kv(url, namespace=f"{prefix}:{namespace}") as keys:
+            keys.clear()

@@ -7,6 +7,7 @@ job's start, end, duration and failure is logged on stderr.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -26,26 +27,47 @@ log = logging.getLogger("jexkv.worker")
 
 
 class _SetupQueue:
-    """The TaskQueue handed to the setup function: register_worker applies the
-    command's --concurrency as its default and logs every job; the rest passes on."""
+    """The TaskQueue handed to the setup function. register_worker applies the command's
+    --concurrency as its default and logs every job; workers start only once the setup
+    function has returned and "ready" is logged, so no job runs before that line."""
 
-    def __init__(self, queue: jexkv.TaskQueue, concurrency: int) -> None:
+    def __init__(self, queue: jexkv.TaskQueue, concurrency: int, target: str) -> None:
         self._queue = queue
         self._concurrency = concurrency
-        self.registered: list[str] = []
+        self._target = target
+        self._pending: list[tuple[str, Callable[[Job], Any], int]] = []
+
+    @property
+    def registered(self) -> list[str]:
+        return [queue for queue, _, _ in self._pending]
 
     def register_worker(
         self, queue: str, handler: Callable[[Job], Any], *, concurrency: int | None = None
     ) -> None:
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {type(handler).__name__}")
-        self._queue.register_worker(
-            queue, _logged(queue, handler), concurrency=concurrency or self._concurrency
-        )
-        self.registered.append(queue)
+        if queue in self.registered:
+            raise jexkv.ConfigError(f"queue {queue!r} has a worker already on this TaskQueue")
+        self._pending.append((queue, _logged(queue, handler), concurrency or self._concurrency))
+
+    def start(self) -> None:
+        for queue, handler, concurrency in self._pending:
+            self._queue.register_worker(queue, handler, concurrency=concurrency)
 
     def __getattr__(self, name: str) -> Any:
+        if name in _JOB_ONLY:  # the setup function treats its argument as a Job
+            from jexkv.cli import UserError
+
+            raise UserError(
+                f"{self._target} read .{name} of its argument, as a job handler does: "
+                "point `jexkv worker` at a setup function that takes the queue and calls "
+                "queue.register_worker(QUEUE, handler)"
+            )
         return getattr(self._queue, name)
+
+
+# Attributes of a Job that a TaskQueue does not have.
+_JOB_ONLY = frozenset(f.name for f in dataclasses.fields(Job)) - set(dir(jexkv.TaskQueue))
 
 
 def _logged(queue: str, handler: Callable[[Job], Any]) -> Callable[[Job], Any]:
@@ -102,13 +124,14 @@ def run_worker(url: str, target: str, concurrency: int) -> int:
         stop.set()
 
     try:
-        proxy = _SetupQueue(queue, concurrency)
+        proxy = _SetupQueue(queue, concurrency, target)
         setup(proxy)
         if not proxy.registered:
             raise UserError(f"{target} registered no worker (call queue.register_worker)")
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
-        log.info("jexkv worker ready: %s on %s", ", ".join(proxy.registered), redact_url(url))
+        log.info("worker ready: %s on %s", ", ".join(proxy.registered), redact_url(url))
+        proxy.start()
         while not stop.wait(0.5):
             pass
         log.info("stopping: waiting for running jobs (a second signal stops at once)")
