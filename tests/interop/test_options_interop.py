@@ -10,6 +10,7 @@ reads without the cap.
 from __future__ import annotations
 
 import logging
+import threading
 
 from jexkv import Backoff
 from tests.helpers import wait_for
@@ -142,3 +143,36 @@ def test_the_backoff_cap_jexkv_writes_and_who_honours_it(side, open_jexkv):
     _, jobs = side.inspect(node_run.id)
     assert jobs[node_run.id]["opts"]["backoff"] == {"type": "exponential", "delay": 30, "max": 10}
     assert (jobs[node_run.id]["state"], jobs[node_run.id]["attemptsMade"]) == ("completed", 2)
+
+
+def test_a_node_keep_last_if_active_add_runs_after_a_jexkv_worker_finished(side, open_jexkv, raw):
+    name = side.queue
+    dedup = {"deduplication": {"id": "sync", "keepLastIfActive": True}}
+    [first] = side.add({"name": "sync", "data": {"n": 1}, "opts": dedup})
+    started, release = threading.Event(), threading.Event()
+    seen: list[tuple[str, int]] = []
+
+    def handle(job):
+        seen.append((job.id, job.payload["n"]))
+        if job.id == first:
+            started.set()
+            assert release.wait(20)
+        return job.payload["n"]
+
+    q = open_jexkv(keep_completed=10)
+    q.register_worker(name, handle)
+    assert started.wait(20)
+    # While it runs, Node keeps the latest add of that id for later (Q:dn:sync).
+    assert side.add({"name": "sync", "data": {"n": 2}, "opts": dedup}) == [first]
+    assert side.add({"name": "sync", "data": {"n": 3}, "opts": dedup}) == [first]
+    assert raw.execute_command("EXISTS", f"{PREFIX}:{name}:dn:sync") == 1
+    release.set()
+    assert wait_for(lambda: q.counts(name)["completed"] == 2 and idle(q, name), 20)
+    assert [n for _, n in seen] == [1, 3]
+    second = seen[1][0]
+    assert second != first
+    assert raw.execute_command("EXISTS", f"{PREFIX}:{name}:dn:sync") == 0
+    assert raw.execute_command("EXISTS", f"{PREFIX}:{name}:de:sync") == 0  # released again
+    counts, jobs = side.inspect(first, second)
+    assert counts["completed"] == 2
+    assert jobs[second]["data"] == {"n": 3} and jobs[second]["returnvalue"] == 3

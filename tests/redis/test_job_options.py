@@ -81,13 +81,16 @@ def where(request) -> Iterator[Where]:
     client.close()
 
 
+def idle(queue: jexkv.TaskQueue) -> bool:
+    counts = queue.counts(QUEUE)  # one read: a job may move from active to waiting meanwhile
+    return counts["waiting"] + counts["delayed"] + counts["active"] == 0
+
+
 def run_all(where: Where, handler=None, **options: Any) -> jexkv.TaskQueue:
     """A worker with ``options`` that runs every job of the queue, then stops."""
     worker = where.open(**options)
     worker.register_worker(QUEUE, handler or (lambda job: {"ok": job.id}))
-    assert wait_for(
-        lambda: worker.counts(QUEUE)["waiting"] + worker.counts(QUEUE)["active"] == 0, 10
-    )
+    assert wait_for(lambda: idle(worker), 10)
     worker.close(timeout_ms=2000)
     return worker
 
@@ -219,6 +222,34 @@ def test_purge_dead_releases_a_deduplication_key_left_behind(where):
     where.cmd("SET", f"{where.base}:dn:d-old", "next")
     assert producer.purge_dead(QUEUE) == 1
     assert not where.exists("de:d-old") and not where.exists("dn:d-old")
+
+
+@pytest.mark.parametrize("outcome", ["completed", "dead"])
+def test_a_next_job_bullmq_kept_for_the_finished_one_is_added(where, outcome):
+    """BullMQ's keepLastIfActive: an add made while the job ran waits in Q:dn:<id>."""
+    producer = where.open()
+    de = {"id": "k", "keepLastIfActive": True}
+    first = where.node_job(producer, {"attempts": 1, "de": de}, deid="k")
+    where.cmd(
+        "HSET", f"{where.base}:dn:k", "name", "next", "data", json.dumps({"n": 2}),
+        "opts", json.dumps({"attempts": 1, "de": de, "priority": 3}), "jid", "next-1",
+    )  # fmt: skip
+    seen: list[str] = []
+
+    def handle(job):
+        seen.append(job.id)
+        if job.id == first and outcome == "dead":
+            raise RuntimeError("no")
+        return job.payload
+
+    run_all(where, handle, keep_completed=10)
+    assert seen == [first, "next-1"]
+    assert producer.get_job(QUEUE, first).state == outcome
+    later = producer.get_job(QUEUE, "next-1")
+    assert (later.state, later.name, later.result, later.priority) == (
+        "completed", "next", {"n": 2}, 3,
+    )  # fmt: skip
+    assert not where.exists("dn:k") and not where.exists("de:k")
 
 
 # -- item 8: a job BullMQ retried keeps its attempt counter ------------------------------

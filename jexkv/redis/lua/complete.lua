@@ -15,7 +15,10 @@ for i = 0, count - 1 do
       and rcall("LREM", K_ACTIVE, -1, id) > 0 then
     finished[#finished + 1] = id
     local fields = rcall("HMGET", key, "opts", "deid")
-    release_dedup(id, fields[2])
+    if fields[2] then
+      release_dedup(id, fields[2])
+      add_dedup_next(fields[2])
+    end
     local n, age, most, own = keep_rule(opts_of(fields[1]), "removeOnComplete", keep)
     if n == 0 then
       gone[#gone + 1] = key

@@ -173,6 +173,38 @@ local function release_dedup(id, deid)
   if ttl == 0 or (ttl == -1 and rcall("GET", de) == id) then rcall("DEL", de) end
 end
 
+-- BullMQ's keepLastIfActive: the latest add of the same deduplication id made while the job
+-- ran is kept in Q:dn:<deid> (name, data, opts, jid); it is added when the job finishes, with
+-- the key naming it. (Flow parents and repeat keys of such an add are not carried over.)
+local function add_dedup_next(deid)
+  local dn = PREFIX .. "dn:" .. deid
+  local next_job = rcall("HMGET", dn, "name", "data", "opts", "jid")
+  if not next_job[1] then return end
+  local number = rcall("INCR", K_ID)
+  local id = next_job[4] or tostring(number)
+  local opts = opts_of(next_job[3])
+  local de_opts = type(opts["de"]) == "table" and opts["de"] or {}
+  local ttl = tonumber(de_opts["ttl"])
+  if ttl and ttl > 0 and not de_opts["keepLastIfActive"] then
+    rcall("SET", PREFIX .. "de:" .. deid, id, "PX", ttl)
+  else
+    rcall("SET", PREFIX .. "de:" .. deid, id)
+  end
+  local delay = tonumber(opts["delay"]) or 0
+  local priority = tonumber(opts["priority"]) or 0
+  rcall("HSET", PREFIX .. id, "name", next_job[1], "data", next_job[2] or "{}", "opts",
+        next_job[3] or "{}", "timestamp", NOW, "delay", delay, "priority", priority, "deid", deid)
+  emit("added", "jobId", id, "name", next_job[1])
+  if delay > 0 then
+    add_delayed(id, NOW + delay)
+    emit("delayed", "jobId", id, "delay", NOW + delay)
+  else
+    push_ready(id, priority, paused_or_full(), opts["lifo"] and "RPUSH" or "LPUSH")
+    emit("waiting", "jobId", id)
+  end
+  rcall("DEL", dn)
+end
+
 -- When a job is removed (purged) the key goes if it names this job, whatever its TTL, with
 -- any next job BullMQ's keepLastIfActive stored for it (Q:dn:<id>).
 local function release_dedup_removed(id, key)
@@ -202,7 +234,10 @@ local function bury(id, key, reason, keep_dead)
   local fields = rcall("HMGET", key, "opts", "deid")
   local opts = opts_of(fields[1])
   local exhausted = made >= (tonumber(opts["attempts"]) or 1)
-  release_dedup(id, fields[2])
+  if fields[2] then
+    release_dedup(id, fields[2])
+    add_dedup_next(fields[2])
+  end
   rcall("HDEL", key, "defa")
   local count, age, most, own = keep_rule(opts, "removeOnFail", keep_dead)
   if file_finished(id, key, K_FAILED, count, age, most, own) then
