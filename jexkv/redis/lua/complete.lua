@@ -2,7 +2,8 @@
 opts set no removeOnComplete of their own (keep_rule), ARGV[4] = count,
 then per job: id, token, result (JSON); then the next claim: limit (0: none), token, lease ms,
 worker name, dead jobs to keep. Returns {lost ids, fetch's reply}. The lock check is
-release_lock's, with the deletes and stalled marks of the whole batch in one call each. ]]
+release_lock's, with the deletes and stalled marks of the whole batch in one call each. A job's
+deduplication key is released (and a next job BullMQ kept for it added) as bury does. ]]
 local keep, count = tonumber(ARGV[3]), tonumber(ARGV[4])
 local lost, gone, finished, trim = {}, {}, {}, false
 trim_events()
