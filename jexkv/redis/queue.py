@@ -183,7 +183,7 @@ class RedisQueueBackend:
         policy = as_text(values[0]) if values else "noeviction"
         if policy != "noeviction":
             log.warning(
-                "jexkv: %r has maxmemory-policy %s; set it to noeviction, or Redis may "
+                "%r has maxmemory-policy %s; set it to noeviction, or Redis may "
                 "evict queued jobs when it runs out of memory",
                 self._client,
                 policy,
