@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import jexkv
 from jexkv.jobs import Job
-from jexkv.urls import redact_url
+from jexkv.urls import parse_url, redact_url
 
 __all__ = ["run_worker"]
 
@@ -29,10 +29,12 @@ log = logging.getLogger("jexkv.worker")
 class _SetupQueue:
     """The TaskQueue handed to the setup function. register_worker applies the command's
     --concurrency as its default and logs every job; workers start only once the setup
-    function has returned and "ready" is logged, so no job runs before that line."""
+    function has returned and "ready" is logged, so no job runs before that line. The
+    store is opened on first use, so a target that is no setup function creates nothing."""
 
-    def __init__(self, queue: jexkv.TaskQueue, concurrency: int, target: str) -> None:
-        self._queue = queue
+    def __init__(self, url: str, concurrency: int, target: str) -> None:
+        self._url = url
+        self._opened: jexkv.TaskQueue | None = None
         self._concurrency = concurrency
         self._target = target
         self._pending: list[tuple[str, Callable[[Job], Any], int]] = []
@@ -52,7 +54,7 @@ class _SetupQueue:
 
     def start(self) -> None:
         for queue, handler, concurrency in self._pending:
-            self._queue.register_worker(queue, handler, concurrency=concurrency)
+            self.queue.register_worker(queue, handler, concurrency=concurrency)
 
     def __getattr__(self, name: str) -> Any:
         if name in _JOB_ONLY:  # the setup function treats its argument as a Job
@@ -63,7 +65,17 @@ class _SetupQueue:
                 "point `jexkv worker` at a setup function that takes the queue and calls "
                 "queue.register_worker(QUEUE, handler)"
             )
-        return getattr(self._queue, name)
+        return getattr(self.queue, name)
+
+    @property
+    def queue(self) -> jexkv.TaskQueue:
+        if self._opened is None:
+            self._opened = jexkv.open_queue(self._url)
+        return self._opened
+
+    def close(self) -> None:
+        if self._opened is not None:
+            self._opened.close()
 
 
 # Attributes of a Job that a TaskQueue does not have.
@@ -114,7 +126,8 @@ def run_worker(url: str, target: str, concurrency: int) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    queue = jexkv.open_queue(url)
+    parse_url(url, {}, "queue")  # a bad URL fails here, before the setup runs
+    proxy = _SetupQueue(url, concurrency, target)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -124,7 +137,6 @@ def run_worker(url: str, target: str, concurrency: int) -> int:
         stop.set()
 
     try:
-        proxy = _SetupQueue(queue, concurrency, target)
         setup(proxy)
         if not proxy.registered:
             raise UserError(f"{target} registered no worker (call queue.register_worker)")
@@ -136,6 +148,6 @@ def run_worker(url: str, target: str, concurrency: int) -> int:
             pass
         log.info("stopping: waiting for running jobs (a second signal stops at once)")
     finally:
-        queue.close()
+        proxy.close()
     log.info("stopped")
     return 0

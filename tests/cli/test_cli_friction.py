@@ -127,6 +127,7 @@ def test_worker_pointed_at_a_job_handler_says_so(tmp_path: pathlib.Path) -> None
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "job handler" in lines[0] and "register_worker" in lines[0]
+    assert not (tmp_path / "w.db").exists(), "the store was created for nothing"
 
 
 # --- values that look like JSON ------------------------------------------------------------------
