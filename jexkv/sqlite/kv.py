@@ -105,7 +105,7 @@ class SQLiteKV:
 
     def get(self, key: str, default: Any = None) -> Any:
         rows = self._db.read(_GET, (self._key(key), now_ms()))
-        return decode(rows[0][0]) if rows else default
+        return decode(rows[0][0], key) if rows else default
 
     def exists(self, key: str) -> bool:
         return bool(self._db.read(_EXISTS, (self._key(key), now_ms())))
@@ -128,7 +128,7 @@ class SQLiteKV:
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT key, value FROM kv WHERE key IN ({marks}) AND {_LIVE}"
             for full, text in self._db.read(sql, (*chunk, now)):
-                found[fulls[full]] = decode(text)
+                found[fulls[full]] = decode(text, fulls[full])
         return found
 
     def keys(self, prefix: str = "") -> Iterator[str]:
@@ -216,7 +216,7 @@ class SQLiteKV:
                 expires_at = None if ttl is None else now + ttl
                 conn.execute(_SET, (full, str(amount), expires_at))
                 return amount
-            current = decode(row[0])
+            current = decode(row[0], key)
             if type(current) is not int:
                 raise WrongTypeError(f"incr: the value of {key!r} is not an int")
             conn.execute("UPDATE kv SET value = ? WHERE key = ?", (str(current + amount), full))
@@ -227,16 +227,21 @@ class SQLiteKV:
     def pop(self, key: str, default: Any = None) -> Any:
         full = self._key(key)
 
+        missing = object()
+
         def take(conn: sqlite3.Connection) -> Any:
             row = conn.execute(_POP, (full,)).fetchone()
-            if row is not None:
-                conn.execute("DELETE FROM kv WHERE key = ?", (full,))
-            return row
+            if row is None:
+                return missing
+            conn.execute("DELETE FROM kv WHERE key = ?", (full,))
+            if row[1] is not None and row[1] <= now_ms():
+                return missing  # expired: gone either way
+            # Decoded before the commit: a value that is not JSON raises, and the
+            # rollback keeps it (another client wrote it; it is not ours to lose).
+            return decode(row[0], key)
 
-        row = self._db.transaction(take)
-        if row is None or (row[1] is not None and row[1] <= now_ms()):
-            return default
-        return decode(row[0])
+        value = self._db.transaction(take)
+        return default if value is missing else value
 
     def clear(self) -> int:
         if self._closed:
@@ -272,7 +277,7 @@ class SQLiteKV:
             try:
                 self.vacuum_once()
             except Exception:  # a busy or failing file must not kill the thread
-                log.exception("jexkv: vacuum of %s failed", self.path)
+                log.exception("vacuum of %s failed", self.path)
 
     # -- lifecycle -------------------------------------------------------------------
 
