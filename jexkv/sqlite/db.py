@@ -5,9 +5,11 @@ Rules:
   after ``os.fork()`` the child opens new ones and never touches the parent's.
 * Every statement runs in autocommit mode or inside ``BEGIN IMMEDIATE``, so a
   write never has to upgrade a read lock (the upgrade is what deadlocks under WAL).
-* "database is locked" is retried until ``busy_timeout_ms`` has passed, then
-  raised as BackendTimeout; every other sqlite3 error is translated here, once,
-  and raised ``from`` its cause.
+* ``busy_timeout_ms`` bounds the whole call: one deadline, taken when the call
+  starts, covers the wait for this process's write lock and every retry of
+  "database is locked" (SQLite's own busy handler is off, so it cannot add its
+  wait to ours); past it BackendTimeout names the bound. Every other sqlite3
+  error is translated here, once, and raised ``from`` its cause.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ class Database:
         try:
             conn = sqlite3.connect(
                 self.path,
-                timeout=self.busy_timeout_ms / 1000.0,
+                # No busy handler: retry() waits, against the call's one deadline.
+                timeout=0.0,
                 isolation_level=None,  # autocommit; transactions are explicit
                 check_same_thread=False,  # one thread uses it; close() may come from another
                 cached_statements=256,
@@ -133,13 +136,20 @@ class Database:
         self._local.pair = (generation, conn)
         return conn
 
-    def _raise_unless_busy(self, exc: sqlite3.Error) -> None:
-        if not _is_busy(exc):
-            raise translate(exc, self.path) from exc
+    def _deadline(self) -> float:
+        return time.monotonic() + self.busy_timeout_ms / 1000.0
 
-    def retry(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` (one autocommit statement or a whole transaction) until it is not busy."""
-        deadline: float | None = None
+    def _busy_error(self, exc: sqlite3.Error) -> BackendTimeout:
+        return BackendTimeout(
+            f"{self.path} stayed locked by another writer for busy_timeout_ms "
+            f"({self.busy_timeout_ms} ms): {exc}"
+        )
+
+    def retry(self, fn: Callable[[], T], deadline: float | None = None) -> T:
+        """Run ``fn`` (one autocommit statement or a whole transaction) until it is not
+        busy, up to ``deadline`` (monotonic; by default busy_timeout_ms from now)."""
+        if deadline is None:
+            deadline = self._deadline()
         pause = 0.001
         while True:
             try:
@@ -147,42 +157,34 @@ class Database:
             except sqlite3.Error as exc:
                 if not _is_busy(exc):
                     raise translate(exc, self.path) from exc
-                now = time.monotonic()
-                if deadline is None:
-                    # sqlite's own busy handler has waited already when it could;
-                    # this covers the cases it returns BUSY at once (WAL snapshots).
-                    deadline = now + self.busy_timeout_ms / 1000.0
-                if now >= deadline:
-                    raise translate(exc, self.path) from exc
-                time.sleep(min(pause, max(0.0, deadline - now)))
-                pause = min(pause * 2, 0.05)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._busy_error(exc) from exc
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 0.025)
 
     def read(self, sql: str, params: Any = ()) -> list[Any]:
         """All rows of one read statement."""
         conn = self.conn()
-        try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            self._raise_unless_busy(exc)
-            return self.retry(lambda: conn.execute(sql, params).fetchall())
+        return self.retry(lambda: conn.execute(sql, params).fetchall())
 
-    def _lock_writes(self) -> None:
+    def _lock_writes(self, deadline: float) -> None:
         lock = self._write_lock
-        if not lock.acquire(False) and not lock.acquire(timeout=self.busy_timeout_ms / 1000.0):
+        if not lock.acquire(False) and not lock.acquire(
+            timeout=max(0.0, deadline - time.monotonic())
+        ):
             raise BackendTimeout(
                 f"{self.path}: other threads of this process held the write lock "
-                f"for more than {self.busy_timeout_ms} ms"
+                f"past busy_timeout_ms ({self.busy_timeout_ms} ms)"
             )
 
     def write(self, sql: str, params: Any = ()) -> int:
         """Run one write statement on its own (autocommit); rows changed."""
         conn = self.conn()
-        self._lock_writes()
+        deadline = self._deadline()
+        self._lock_writes(deadline)
         try:
-            return conn.execute(sql, params).rowcount
-        except sqlite3.Error as exc:
-            self._raise_unless_busy(exc)
-            return self.retry(lambda: conn.execute(sql, params).rowcount)
+            return self.retry(lambda: conn.execute(sql, params).rowcount, deadline)
         finally:
             self._write_lock.release()
 
@@ -201,9 +203,10 @@ class Database:
                 raise
             return result
 
-        self._lock_writes()
+        deadline = self._deadline()
+        self._lock_writes(deadline)
         try:
-            return self.retry(attempt)
+            return self.retry(attempt, deadline)
         finally:
             self._write_lock.release()
 
