@@ -6,6 +6,10 @@ Rules:
   change the result: when the failure came before anything was sent, or when the
   command is a read (``_SAFE``). A write that may have reached the server is not
   silently repeated; the caller gets the error.
+* A timeout is never retried, and a retry starts only inside the call's bound
+  (connect_timeout + the reply's timeout, counted from the call's start): a call
+  against a server that stops answering raises BackendTimeout within that bound,
+  and any call ends within twice it (README, "The Redis client").
 * A connection that failed in the middle of a reply is closed by the connection
   itself and never returns to the pool.
 """
@@ -82,6 +86,7 @@ class Redis:
         self.host, self.port = host, port
         self.db = db
         self.socket_timeout = socket_timeout
+        self.connect_timeout = connect_timeout
         self.retries = retries
         self.pool = ConnectionPool(self.new_connection, max_connections=max_connections)
 
@@ -132,6 +137,8 @@ class Redis:
         """One command sent (again only after a connection error when it is safe), and its
         reply, an ErrorReply included."""
         attempt = 0
+        wait = self.socket_timeout if timeout is None else timeout
+        deadline = time.monotonic() + self.connect_timeout + wait
         while True:
             sent = False
             try:
@@ -140,13 +147,17 @@ class Redis:
                     conn.send(packed)
                     reply = conn.read_reply(timeout)
                 break
-            except (BackendUnavailable, BackendTimeout) as exc:
-                retry = not sent or (name in _SAFE and isinstance(exc, BackendUnavailable))
-                if not retry or attempt >= self.retries:
+            except BackendTimeout:
+                raise  # the server does not answer: waiting again would double the wait
+            except BackendUnavailable:
+                if sent and name not in _SAFE or attempt >= self.retries:
                     raise
                 attempt += 1
                 # Exponential backoff with full jitter: 10 ms, 20 ms, 40 ms, ... at most 1 s.
-                time.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
+                pause = random.uniform(0, min(1.0, 0.01 * 2**attempt))
+                if time.monotonic() + pause >= deadline:
+                    raise
+                time.sleep(pause)
         return reply
 
     def pipeline(self, transaction: bool = False) -> Pipeline:

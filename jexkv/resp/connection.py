@@ -181,6 +181,7 @@ class Connection:
                 sock.close()
             raise BackendTimeout(
                 f"cannot connect to {where}: no answer within {self.connect_timeout:g} s"
+                " (connect_timeout_ms)"
             ) from exc
         except OSError as exc:  # refused, unreachable, TLS failures (ssl.SSLError)
             if sock is not None:
@@ -199,8 +200,15 @@ class Connection:
     def _check(self, reply: Any, what: str) -> Any:
         if isinstance(reply, ErrorReply):
             text = self._scrub(str(reply))
+            if reply.code == "NOAUTH" and self._password is None:
+                raise BackendUnavailable(
+                    f"{self.address}: the server requires a password, and none was given"
+                    " (redis://[user]:PASSWORD@host…)"
+                )
             if _is_auth_error(reply):
-                raise BackendUnavailable(f"authentication failed: {text}")
+                raise BackendUnavailable(
+                    f"authentication failed on {self.address}: wrong username or password ({text})"
+                )
             raise BackendUnavailable(f"{what} failed on {self.address}: {text}")
         return reply
 
@@ -251,7 +259,8 @@ class Connection:
         self.close()
         if isinstance(exc, socket.timeout):
             wait = self.socket_timeout if timeout is None else timeout
-            return BackendTimeout(f"no reply from {self.address} within {wait:g} s")
+            option = "socket_timeout_ms" if timeout is None else "the command's timeout"
+            return BackendTimeout(f"no reply from {self.address} within {wait:g} s ({option})")
         if isinstance(exc, OSError):
             return BackendUnavailable(f"connection to {self.address} failed: {exc}")
         return exc
@@ -274,6 +283,7 @@ class Connection:
             self.close()
             raise BackendTimeout(
                 f"could not send to {self.address} within {self.socket_timeout:g} s"
+                " (socket_timeout_ms)"
             ) from exc
         except OSError as exc:
             self.close()
