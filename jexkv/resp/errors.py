@@ -71,4 +71,6 @@ _BY_CODE: dict[str, type[ServerError]] = {
 
 def server_error(reply: ErrorReply) -> ServerError:
     """The exception for an error reply."""
+    if reply.code == "NOAUTH":  # a command before AUTH: "Authentication required."
+        return ServerError("NOAUTH", "the server requires a password, and none was given")
     return _BY_CODE.get(reply.code, ServerError)(reply.code, reply.message)
