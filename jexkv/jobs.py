@@ -111,12 +111,26 @@ class Job:
 _JOB_FIELDS = tuple(Job.__dataclass_fields__)
 
 
+_FINISHED = ("completed", "dead")
+
+
 def job_from(*values: Any) -> Job:
     """A Job from its field values in order, built without the frozen dataclass's
     per-field ``object.__setattr__`` calls (a third of the cost of handing out a
-    job); the object is the same as ``Job(*values)`` would give."""
+    job); the object is the same as ``Job(*values)`` would give.
+
+    One rule for every adapter: a job whose attempts are used up and that runs again
+    (its lost runs counted as stalls, or BullMQ's ``job.retry()`` / Bull Board, which
+    keep the counter) gets that one run, and is shown with ``attempts_made + 1``
+    attempts while it waits or runs, so the run reads "attempt 2 of 2", never "2 of 1";
+    a finished job shows at least as many attempts as it made.
+    """
     job = object.__new__(Job)
-    job.__dict__.update(zip(_JOB_FIELDS, values))
+    fields = job.__dict__
+    fields.update(zip(_JOB_FIELDS, values))
+    made = fields["attempts_made"]
+    if made >= fields["attempts"]:
+        fields["attempts"] = made if fields["state"] in _FINISHED else made + 1
     return job
 
 

@@ -4,7 +4,7 @@ Rule: only here do BullMQ's field names meet jexkv's. A hash comes from a script
 list of bytes (``HGETALL``), a claim as one JSON array (``claimed_job``); fields a Node BullMQ
 producer writes differently (a numeric backoff, a custom backoff type, missing fields) are
 read as BullMQ reads them. A job BullMQ retried after its last attempt (atm kept) is shown
-with ``attempts_made + 1`` attempts while it waits or runs: that run is its last.
+with ``attempts_made + 1`` attempts while it waits or runs (``jobs.job_from``).
 """
 
 from __future__ import annotations
@@ -51,9 +51,6 @@ def claimed_job(queue: str, packed: bytes, now: int) -> Job:
     return _job(queue, values[-1], fields, "active")
 
 
-_FINISHED = ("completed", "dead")
-
-
 def _number(fields: dict[str, Any], name: str) -> int:
     value = fields.get(name)
     if value is None:
@@ -76,11 +73,7 @@ def _job(queue: str, job_id: str, fields: dict[str, Any], state: str) -> Job:
     # Attempts made: finished ones (atm), and runs that stalled (started, never finished).
     started = _number(fields, "ats") - (1 if state == "active" else 0)
     made = max(_number(fields, "atm"), started)
-    # A job retried by BullMQ (Bull Board, job.retry()) keeps atm, and runs once more, as on a
-    # Node worker: shown with one attempt beyond those made, so that run is its last; a
-    # finished job shows at least as many attempts as it made.
-    if made >= attempts:
-        attempts = made if state in _FINISHED else made + 1
+    # A job BullMQ retried after its last attempt (atm kept) runs once more: job_from's rule.
     data, result = fields.get("data"), fields.get("returnvalue")
     traces = fields.get("stacktrace")
     traceback = None
