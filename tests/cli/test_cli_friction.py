@@ -45,7 +45,7 @@ def test_demo_on_an_apps_store_keeps_to_itself(tmp_path: pathlib.Path) -> None:
 
 
 def test_demo_on_redis_leaves_no_key_behind(tmp_path: pathlib.Path, redis_server) -> None:
-    url = redis_server.url(db=12)
+    url = redis_server.url(db=15)  # a database no other test module uses
     with Redis.from_url(url) as raw:
         raw.execute_command("FLUSHDB")
         raw.execute_command("SET", "app:key", "1")

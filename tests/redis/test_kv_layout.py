@@ -15,52 +15,38 @@ from pathlib import Path
 import pytest
 
 import jexkv
-from jexkv.resp import Redis
 
 REPO_ROOT = Path(jexkv.__file__).resolve().parent.parent
+DB = 14  # contract suites: 9, processes: 10, queue layout: 11, job options: 12, interop: 13
 
 
-@pytest.fixture
-def url(redis_server):
-    url = redis_server.url(db=11)
-    with Redis.from_url(url) as client:
-        client.execute_command("FLUSHDB")
-    return url
-
-
-@pytest.fixture
-def raw(url):
-    with Redis.from_url(url) as client:
-        yield client
-
-
-def test_default_store_keeps_its_keys_under_jexkv(url, raw):
+def test_default_store_keeps_its_keys_under_jexkv(url, redis):
     with jexkv.open_kv(url) as kv:
         kv.set("reset:abc", {"user_id": 42})
-        assert raw.execute_command("GET", "jexkv:reset:abc") == b'{"user_id":42}'
-        assert raw.execute_command("EXISTS", "reset:abc") == 0
+        assert redis.execute_command("GET", "jexkv:reset:abc") == b'{"user_id":42}'
+        assert redis.execute_command("EXISTS", "reset:abc") == 0
 
 
-def test_other_applications_keys_are_not_listed_or_cleared(url, raw):
-    raw.execute_command("SET", "session:9", "theirs")
-    raw.execute_command("HSET", "bull:emails:1", "name", "send")
+def test_other_applications_keys_are_not_listed_or_cleared(url, redis):
+    redis.execute_command("SET", "session:9", "theirs")
+    redis.execute_command("HSET", "bull:emails:1", "name", "send")
     with jexkv.open_kv(url) as kv:
         kv.set("mine", 1)
         assert list(kv.keys()) == ["mine"]
         assert kv.clear() == 1
-    assert raw.execute_command("GET", "session:9") == b"theirs"
-    assert raw.execute_command("EXISTS", "bull:emails:1") == 1
+    assert redis.execute_command("GET", "session:9") == b"theirs"
+    assert redis.execute_command("EXISTS", "bull:emails:1") == 1
 
 
-def test_an_empty_namespace_reaches_the_whole_database(url, raw):
-    raw.execute_command("SET", "plain", "1")
+def test_an_empty_namespace_reaches_the_whole_database(url, redis):
+    redis.execute_command("SET", "plain", "1")
     with jexkv.open_kv(url, namespace="") as kv:
         assert kv.get("plain") == 1
         assert sorted(kv.keys()) == ["plain"]
 
 
-def test_cli_kv_keys_lists_only_kv_keys(url, raw):
-    raw.execute_command("SET", "other-app", "1")
+def test_cli_kv_keys_lists_only_kv_keys(url, redis):
+    redis.execute_command("SET", "other-app", "1")
     with jexkv.open_queue(url) as queue:
         queue.enqueue("emails", "send")
     with jexkv.open_kv(url) as kv:
@@ -77,9 +63,9 @@ def test_cli_kv_keys_lists_only_kv_keys(url, raw):
 
 
 @pytest.mark.parametrize("junk", [b"not json", b"{'a': 1}", b"\xff\xfe binary"])
-def test_a_value_another_client_wrote_that_is_not_json(url, raw, junk):
-    raw.execute_command("SET", "jexkv:foreign", junk)
-    raw.execute_command("SET", "jexkv:fine", b"1")
+def test_a_value_another_client_wrote_that_is_not_json(url, redis, junk):
+    redis.execute_command("SET", "jexkv:foreign", junk)
+    redis.execute_command("SET", "jexkv:fine", b"1")
     with jexkv.open_kv(url) as kv:
         for read in (kv.get, kv.pop, lambda key: kv.get_many([key, "fine"])):
             with pytest.raises(jexkv.SerializationError, match="'foreign'"):
@@ -87,9 +73,9 @@ def test_a_value_another_client_wrote_that_is_not_json(url, raw, junk):
         assert kv.get("fine") == 1
 
 
-def test_pop_of_a_foreign_value_keeps_it(url, raw):
-    raw.execute_command("SET", "jexkv:foreign", b"<xml/>")
+def test_pop_of_a_foreign_value_keeps_it(url, redis):
+    redis.execute_command("SET", "jexkv:foreign", b"<xml/>")
     with jexkv.open_kv(url) as kv:
         with pytest.raises(jexkv.SerializationError, match="'foreign'"):
             kv.pop("foreign")
-    assert raw.execute_command("GET", "jexkv:foreign") == b"<xml/>"
+    assert redis.execute_command("GET", "jexkv:foreign") == b"<xml/>"

@@ -23,20 +23,6 @@ Q = "bull:" + QUEUE
 
 
 @pytest.fixture
-def url(redis_server) -> str:
-    address = redis_server.url(db=DB)
-    with Redis.from_url(address) as client:
-        client.execute_command("FLUSHDB")
-    return address
-
-
-@pytest.fixture
-def redis(url):
-    with Redis.from_url(url) as client:
-        yield client
-
-
-@pytest.fixture
 def q(url):
     queue = jexkv.open_queue(url, keep_completed=10)
     yield queue

@@ -13,28 +13,15 @@ from typing import Any, Callable
 import pytest
 
 import jexkv
+from tests.helpers import hold_sqlite_write_lock
 
 BOUND_MS = 1000
 HOLD_S = 1.8 * BOUND_MS / 1000  # longer than the bound; shorter than the old 2x or 3x wait
 LONG = 3_600_000
 
 
-def _hold_write_lock(path: pathlib.Path, seconds: float) -> threading.Thread:
-    con = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    con.execute("BEGIN IMMEDIATE")
-
-    def release() -> None:
-        time.sleep(seconds)
-        con.execute("ROLLBACK")
-        con.close()
-
-    thread = threading.Thread(target=release)
-    thread.start()
-    return thread
-
-
 def _timed_out(call: Callable[[], Any], path: pathlib.Path) -> tuple[float, str]:
-    holder = _hold_write_lock(path, HOLD_S)
+    holder = hold_sqlite_write_lock(path, HOLD_S)
     started = time.monotonic()
     try:
         with pytest.raises(jexkv.BackendTimeout) as excinfo:
@@ -97,7 +84,7 @@ def test_the_in_process_write_lock_shares_the_deadline(tmp_path: pathlib.Path) -
         other = threading.Thread(target=db.transaction, args=(slow,))
         other.start()
         assert inside.wait(5)
-        holder = _hold_write_lock(path, 2.5 * BOUND_MS / 1000)
+        holder = hold_sqlite_write_lock(path, 2.5 * BOUND_MS / 1000)
         started = time.monotonic()
         try:
             with pytest.raises(jexkv.BackendTimeout):

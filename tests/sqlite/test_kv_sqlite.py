@@ -17,7 +17,7 @@ import pytest
 
 import jexkv
 from jexkv.sqlite.kv import SQLiteKV
-from tests.helpers import wait_for
+from tests.helpers import hold_sqlite_write_lock, wait_for
 
 REPO_ROOT = pathlib.Path(jexkv.__file__).resolve().parent.parent
 LONG = 3_600_000  # an interval long enough that the vacuum thread never fires during a test
@@ -327,25 +327,11 @@ def test_store_survives_fork(tmp_path: pathlib.Path) -> None:
 # --- locks ----------------------------------------------------------------------------------
 
 
-def _hold_write_lock(path: pathlib.Path, seconds: float) -> threading.Thread:
-    con = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    con.execute("BEGIN IMMEDIATE")
-
-    def release() -> None:
-        time.sleep(seconds)
-        con.execute("ROLLBACK")
-        con.close()
-
-    thread = threading.Thread(target=release)
-    thread.start()
-    return thread
-
-
 def test_a_held_lock_is_waited_for(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "lock.db"
     with jexkv.open_kv(_url(path), busy_timeout_ms=5_000, vacuum_interval_ms=LONG) as kv:
         kv.set("warm", 1)
-        holder = _hold_write_lock(path, 0.3)
+        holder = hold_sqlite_write_lock(path, 0.3)
         try:
             assert kv.get("warm") == 1  # WAL: readers are not blocked by a writer
             assert kv.set("k", "v") is True
@@ -359,7 +345,7 @@ def test_a_lock_held_too_long_raises_backend_timeout(tmp_path: pathlib.Path) -> 
     path = tmp_path / "lock.db"
     with jexkv.open_kv(_url(path), busy_timeout_ms=100, vacuum_interval_ms=LONG) as kv:
         kv.set("warm", 1)
-        holder = _hold_write_lock(path, 1.0)
+        holder = hold_sqlite_write_lock(path, 1.0)
         try:
             with pytest.raises(jexkv.BackendTimeout) as excinfo:
                 kv.set("k", "v")
