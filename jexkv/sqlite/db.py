@@ -101,6 +101,10 @@ class Database:
                 check_same_thread=False,  # one thread uses it; close() may come from another
                 cached_statements=256,
             )
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+
+        def configure() -> None:
             # Durable with WAL and no fsync per commit; a power cut may lose the last
             # commits, never the file.
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -109,8 +113,13 @@ class Database:
             conn.execute("PRAGMA wal_autocheckpoint = 4000")
             # Reads through a memory map instead of read() calls.
             conn.execute("PRAGMA mmap_size = 67108864")
-        except sqlite3.Error as exc:
-            raise translate(exc, self.path) from exc
+
+        try:
+            # Busy too while another process recovers the file after a crash: waited for.
+            self.retry(configure)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def conn(self) -> sqlite3.Connection:

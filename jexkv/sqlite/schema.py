@@ -114,6 +114,8 @@ def check(conn: sqlite3.Connection, path: str) -> int:
         finally:
             if snapshot and conn.in_transaction:
                 conn.execute("COMMIT")
+    except sqlite3.OperationalError:
+        raise  # busy, locked, I/O: the caller's retry and error mapping (db.py) decide
     except sqlite3.DatabaseError as exc:
         raise BackendUnavailable(f"{path} is not a SQLite database ({exc}); refusing it") from exc
     if version > SCHEMA_VERSION:
