@@ -70,7 +70,7 @@ def test_kv_load_goes_on_while_its_slot_migrates(cluster: RedisCluster) -> None:
     stale: list[str] = []  # reads that did not see the write just acknowledged
     incrs = 0  # acknowledged incr calls
 
-    kv = jexkv.open_kv(cluster.url())
+    kv = jexkv.open_kv(cluster.url(), namespace="")  # the keys above are the server's keys
 
     def step(n: int) -> None:
         nonlocal incrs
