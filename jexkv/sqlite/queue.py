@@ -286,8 +286,11 @@ class SQLiteQueueBackend:
             row = conn.execute(
                 "SELECT next_stall_check FROM queue_checks WHERE queue = ?", (full,)
             ).fetchone()
-            if row is not None and row[0] > now:
-                return 0  # another worker (maybe in another process) checked recently
+            # Another worker (maybe in another process) checked recently. A next check
+            # further ahead than one interval was set by a clock that has since stepped
+            # back: stale, so a dead worker's jobs are not left for the size of the step.
+            if row is not None and now < row[0] <= now + interval_ms:
+                return 0
             conn.execute(
                 "INSERT OR REPLACE INTO queue_checks (queue, next_stall_check) VALUES (?, ?)",
                 (full, now + interval_ms),

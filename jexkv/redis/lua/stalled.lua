@@ -2,8 +2,12 @@
 every worker (Q:stalled-check): each job marked in the last check whose lock is gone goes back
 to the front of wait with stc + 1; past max stalls it also gets `defa`, and whoever fetches it
 next fails it. Then every active job is marked for the next check (lease renewals unmark).
-Returns how many jobs were recovered. ]]
-if not rcall("SET", K_CHECK, NOW, "PX", ARGV[3], "NX") then return 0 end
+Returns how many jobs were recovered. A Q:stalled-check that lives longer than one interval was
+set before the server's clock stepped back: stale, so the check runs (README, "Clock steps"). ]]
+if not rcall("SET", K_CHECK, NOW, "PX", ARGV[3], "NX") then
+  if rcall("PTTL", K_CHECK) <= tonumber(ARGV[3]) then return 0 end
+  rcall("SET", K_CHECK, NOW, "PX", ARGV[3])
+end
 local max_stalls = tonumber(ARGV[4])
 trim_events()
 local recovered = 0
