@@ -10,6 +10,10 @@ Rules:
   "database is locked" (SQLite's own busy handler is off, so it cannot add its
   wait to ours); past it BackendTimeout names the bound. Every other sqlite3
   error is translated here, once, and raised ``from`` its cause.
+* The store writes only into the file it opened: connections never create a file
+  (``mode=rw``), and the file's device and inode, read at open, are checked again
+  when a connection opens, before every write and on errors; a file deleted or
+  replaced while open raises BackendUnavailable naming it, and nothing is written.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sqlite3
 import threading
 import time
 from typing import Any, Callable, TypeVar
+from urllib.parse import quote
 
 from jexkv.errors import BackendError, BackendTimeout, BackendUnavailable, ClosedError
 from jexkv.sqlite import schema
@@ -84,6 +89,8 @@ class Database:
             pass
         except OSError as exc:
             raise BackendUnavailable(f"cannot create {self.path}: {exc}") from exc
+        self._uri = f"file:{quote(self.path)}?mode=rw"  # never creates the file
+        self._identity = self._stat()
         conn = self.conn()
         try:
             self.retry(lambda: schema.migrate(conn, self.path))
@@ -94,7 +101,8 @@ class Database:
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.path,
+                self._uri,
+                uri=True,
                 # No busy handler: retry() waits, against the call's one deadline.
                 timeout=0.0,
                 isolation_level=None,  # autocommit; transactions are explicit
@@ -102,7 +110,13 @@ class Database:
                 cached_statements=256,
             )
         except sqlite3.Error as exc:
+            self.check_file()  # a file gone says so, rather than "unable to open"
             raise translate(exc, self.path) from exc
+        try:
+            self.check_file()
+        except BaseException:
+            conn.close()
+            raise
 
         def configure() -> None:
             # Durable with WAL and no fsync per commit; a power cut may lose the last
@@ -145,6 +159,25 @@ class Database:
         self._local.pair = (generation, conn)
         return conn
 
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot read {self.path}: {exc}") from exc
+        return st.st_dev, st.st_ino
+
+    def check_file(self) -> None:
+        """Raise BackendUnavailable unless ``path`` is still the file this store opened."""
+        now = self._stat()
+        if now != self._identity:
+            what = "deleted" if now is None else "replaced by another file"
+            raise BackendUnavailable(
+                f"{self.path} was {what} while this store had it open; refusing to go on "
+                "(open the store again to use the file now there)"
+            )
+
     def _deadline(self) -> float:
         return time.monotonic() + self.busy_timeout_ms / 1000.0
 
@@ -165,6 +198,7 @@ class Database:
                 return fn()
             except sqlite3.Error as exc:
                 if not _is_busy(exc):
+                    self.check_file()
                     raise translate(exc, self.path) from exc
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -193,6 +227,7 @@ class Database:
         deadline = self._deadline()
         self._lock_writes(deadline)
         try:
+            self.check_file()
             return self.retry(lambda: conn.execute(sql, params).rowcount, deadline)
         finally:
             self._write_lock.release()
@@ -215,6 +250,7 @@ class Database:
         deadline = self._deadline()
         self._lock_writes(deadline)
         try:
+            self.check_file()
             return self.retry(attempt, deadline)
         finally:
             self._write_lock.release()
