@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jexkv import forks
 from jexkv.clock import due_ms, now_ms
 from jexkv.codec import decode
 from jexkv.contracts import Claim
@@ -70,6 +71,7 @@ class MemoryQueueSpace:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.queues: dict[str, _Queue] = {}
+        forks.hold(self)  # a child never inherits it taken (README, "Forking")
 
     def queue(self, name: str) -> _Queue:
         """The queue ``name``; call with ``lock`` held."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Callable, TypeVar
 
+from jexkv import forks
+
 __all__ = ["Registry"]
 
 T = TypeVar("T")
@@ -17,14 +19,15 @@ T = TypeVar("T")
 
 class Registry:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
+        forks.hold(self)
         self._objects: dict[str, object] = {}
         self._users: dict[str, int] = {}
 
     def acquire(self, name: str, make: Callable[[], T]) -> T:
         if not name:
             return make()
-        with self._lock:
+        with self.lock:
             if name not in self._objects:
                 self._objects[name] = make()
                 self._users[name] = 0
@@ -33,7 +36,7 @@ class Registry:
 
     def release(self, name: str, obj: T, on_last: Callable[[T], None]) -> None:
         if name:
-            with self._lock:
+            with self.lock:
                 if self._objects.get(name) is not obj:
                     return
                 self._users[name] -= 1

@@ -18,6 +18,7 @@ import logging
 import threading
 from typing import Any, Optional
 
+from jexkv import forks
 from jexkv.clock import now_ms
 from jexkv.memory.registry import Registry
 
@@ -37,6 +38,11 @@ class MemorySpace:
         self.purge_interval_ms = purge_interval_ms
         self.purge_thread: threading.Thread | None = None
         self._stop = threading.Event()
+        forks.hold(self)
+        forks.reset(self)
+
+    def _after_fork_in_child(self) -> None:
+        self.purge_thread = None  # it did not follow: the next TTL write starts one
 
     def note_expiry(self) -> None:
         """After a TTL write pushed to ``heap`` past ``heap_limit`` or with no purge

@@ -25,6 +25,7 @@ import time
 from typing import Any, Callable, TypeVar
 from urllib.parse import quote
 
+from jexkv import forks
 from jexkv.errors import BackendError, BackendTimeout, BackendUnavailable, ClosedError
 from jexkv.sqlite import schema
 
@@ -80,6 +81,9 @@ class Database:
         self._write_lock = threading.Lock()
         self._closed = False
         self._generation = _fork_generation[0]
+        # A fork waits for this process's running write (at most busy_timeout_ms): a
+        # write caught half-way would leave SQLite locks the child could never take.
+        forks.hold(self, "_write_lock", "_lock")
         folder = os.path.dirname(self.path)
         try:
             os.makedirs(folder, exist_ok=True)
