@@ -44,6 +44,20 @@ _MAX_DUE_MS = 2**53 // 4096 - 1  # delayed scores are due * 4096 + seq, exact in
 _BATCH = 1000  # what retry_dead / purge_dead move per script call
 _TICK_SLACK_S = 0.25  # how late past its timeout the server may answer a blocking command
 _POLL_S = 0.05  # how often idle workers look, where the server refuses them BZPOPMIN
+# The oldest Redis the scripts and the idle wait work on (LPOS, BZPOPMIN with a fractional
+# timeout); README "The Redis queue and Node BullMQ".
+MIN_REDIS = (6, 0, 6)
+
+
+def server_version(info: str) -> tuple[int, ...] | None:
+    """The ``redis_version`` in an ``INFO server`` reply, or None when it has none."""
+    for line in info.splitlines():
+        if line.startswith("redis_version:"):
+            try:
+                return tuple(int(part) for part in line.split(":", 1)[1].strip().split("."))
+            except ValueError:
+                return None
+    return None
 
 
 class _Waiter:
@@ -173,7 +187,7 @@ class RedisQueueBackend:
         self._waiters: dict[str, _Waiter] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._policy_checked = False
+        self._server_checked = False
         self._worker_name = f"jexkv:{socket.gethostname()}:{os.getpid()}"
 
     # -- plumbing ----------------------------------------------------------------------
@@ -193,19 +207,33 @@ class RedisQueueBackend:
         return found
 
     def _run(self, script: str, queue: str, *args: Any, now: int | None = None) -> Any:
-        if not self._policy_checked:
-            self._check_policy()
+        if not self._server_checked:
+            self._check_server()
         keys, job_prefix = self._queue(queue)
         return self._scripts[script](keys, (job_prefix, now_ms() if now is None else now, *args))
+
+    def _check_server(self) -> None:
+        """Once per backend, before its first script: refuse a Redis older than MIN_REDIS."""
+        try:
+            info = as_text(self._client.execute_command("INFO", "server"))
+        except ServerError:
+            info = ""  # INFO is disabled on this server (ACLs, a managed service): unchecked
+        version = server_version(info)
+        if version is not None and version < MIN_REDIS:
+            need = ".".join(map(str, MIN_REDIS))
+            raise ConfigError(
+                f"the jexkv queue needs Redis {need} or newer; {self._client!r} runs "
+                f"{'.'.join(map(str, version))}; upgrade Redis (the KV store needs only 4.0)"
+            )
+        self._check_policy()
+        self._server_checked = True
 
     def _check_policy(self) -> None:
         """Warn once when the server may evict keys: an evicting Redis silently loses jobs."""
         try:
             reply = self._client.execute_command("CONFIG", "GET", "maxmemory-policy")
         except ServerError:
-            self._policy_checked = True
             return  # CONFIG is disabled on this server (ACLs, a managed service)
-        self._policy_checked = True
         if isinstance(reply, dict):
             values = list(reply.values())
         else:

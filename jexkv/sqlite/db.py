@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from jexkv import forks
 from jexkv.errors import BackendError, BackendTimeout, BackendUnavailable, ClosedError
-from jexkv.sqlite import schema
+from jexkv.sqlite import schema, version
 
 __all__ = ["Database"]
 
@@ -72,6 +72,7 @@ class Database:
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = os.path.abspath(path)
+        version.require(self.path)  # an old library is refused before anything is created
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []

@@ -7,7 +7,6 @@ public id is its custom id or, when it has none, its ``seq`` as a decimal string
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +17,6 @@ from jexkv.jobs import Backoff, Job, job_from
 __all__ = [
     "CLAIM_RETURNING",
     "COLUMNS",
-    "HAS_RETURNING",
     "INSERT",
     "PAUSED",
     "PICK",
@@ -54,8 +52,6 @@ CLAIM_RETURNING = (
     "UPDATE jobs SET state = 'active', lease_token = ?, lease_until = ?, processed_at = ?"
     f" WHERE seq IN ({PICK}) RETURNING {COLUMNS}"
 )
-# UPDATE … RETURNING (SQLite 3.35+) claims in one statement; older SQLite takes three.
-HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 
 def id_match(queue: str, job_id: str) -> tuple[str, tuple[Any, ...]]:

@@ -28,7 +28,6 @@ from jexkv.sqlite.db import Database
 from jexkv.sqlite.job_rows import (
     CLAIM_RETURNING,
     COLUMNS,
-    HAS_RETURNING,
     INSERT,
     PAUSED,
     PICK,
@@ -37,6 +36,7 @@ from jexkv.sqlite.job_rows import (
     id_match,
     row_to_job,
 )
+from jexkv.sqlite.version import has_returning
 from jexkv.taskqueue import JobQueue
 
 __all__ = ["SQLiteQueueBackend", "open_sqlite_queue"]
@@ -126,7 +126,7 @@ class SQLiteQueueBackend:
         if promote:
             conn.execute(PROMOTE, (full, now, _PROMOTE_BATCH))
         token = uuid.uuid4().hex
-        if HAS_RETURNING:
+        if has_returning():  # UPDATE … RETURNING (SQLite 3.35+): one statement
             # A RETURNING statement ends only when read to the end.
             rows = conn.execute(
                 CLAIM_RETURNING, (token, now + lease_ms, now, full, limit)
