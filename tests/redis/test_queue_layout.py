@@ -273,3 +273,29 @@ def test_retries_exhausted_only_when_the_attempts_are_used_up(url, redis):
         exhausted = [job_id for kind, job_id in events(redis) if kind == "retries-exhausted"]
         assert exhausted == [last.id]
         assert q.get_job(QUEUE, early.id) is None  # keep_dead=0: not kept
+
+
+def test_a_job_id_naming_a_queue_key_is_refused_and_the_queue_still_works(q, redis):
+    q.enqueue(QUEUE, "first", 1)
+    before = {name: key_type(redis, name) for name in ("wait", "meta", "id", "events", "marker")}
+    for job_id in ("wait", "meta", "id", "events", "marker", "active", "completed", "pc"):
+        with pytest.raises(ValueError, match="queue's own keys"):
+            q.enqueue(QUEUE, "task", None, job_id=job_id)
+        assert q.get_job(QUEUE, job_id) is None
+    assert {name: key_type(redis, name) for name in before} == before
+    assert before["wait"] == "list" and before["meta"] == "hash" and before["id"] == "string"
+    done = threading.Event()
+    q.register_worker(QUEUE, lambda job: done.set() if job.name == "second" else None)
+    q.enqueue(QUEUE, "second", 2)
+    assert done.wait(10)
+    assert wait_for(lambda: q.counts(QUEUE)["completed"] == 2)
+
+
+def test_payloads_are_stored_as_utf8_json_and_lone_surrogates_escaped(q, redis):
+    payload = {"text": "ünï € 😀", "lone": "\ud800"}
+    job = q.enqueue(QUEUE, "task", payload)
+    data = redis.execute_command("HGET", f"{Q}:{job.id}", "data")
+    raw = data if isinstance(data, bytes) else data.encode()
+    assert raw == '{"text":"ünï € 😀","lone":"\\ud800"}'.encode()
+    assert json.loads(raw) == payload
+    assert q.get_job(QUEUE, job.id).payload == payload
