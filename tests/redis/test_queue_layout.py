@@ -299,3 +299,9 @@ def test_payloads_are_stored_as_utf8_json_and_lone_surrogates_escaped(q, redis):
     assert raw == '{"text":"ünï € 😀","lone":"\\ud800"}'.encode()
     assert json.loads(raw) == payload
     assert q.get_job(QUEUE, job.id).payload == payload
+
+
+def test_a_prefix_with_a_lone_surrogate_is_refused_at_open(url, redis):
+    with pytest.raises(ValueError, match="prefix .* lone surrogate"):
+        jexkv.open_queue(url, prefix="bull\ud800")
+    assert redis.execute_command("DBSIZE") == 0
