@@ -13,6 +13,7 @@ such a value still round-trips; in keys, ids and names it is refused (:func:`che
 
 from __future__ import annotations
 
+import codecs
 import json
 import json.scanner
 import math
@@ -188,6 +189,19 @@ def encode(value: object) -> str:
         _refuse(value, "circular or nested too deeply")
 
 
+_CHUNK = 1 << 20
+
+
+def _utf8_in_chunks(data: bytes) -> str:
+    """``data.decode("utf-8")`` at about twice the text's size at peak: CPython's one-shot
+    decoder regrows its buffer for each wider character it meets (up to 6x the size)."""
+    step = codecs.getincrementaldecoder("utf-8")().decode
+    view = memoryview(data)
+    parts = [step(view[i : i + _CHUNK]) for i in range(0, len(data), _CHUNK)]
+    parts.append(step(b"", True))
+    return "".join(parts)
+
+
 def decode(text: str | bytes, key: str | None = None) -> Any:
     """The value of a JSON text written by :func:`encode` (str, or UTF-8 bytes).
 
@@ -195,7 +209,11 @@ def decode(text: str | bytes, key: str | None = None) -> Any:
     ``key`` when one is given, so the caller learns which entry is foreign.
     """
     try:
-        return _decode(text if type(text) is str else text.decode("utf-8"))  # type: ignore[union-attr]
+        if isinstance(text, str):
+            return _decode(text)
+        if len(text) > _CHUNK and not text.isascii():
+            return _decode(_utf8_in_chunks(text))
+        return _decode(text.decode("utf-8"))
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         where = "a stored value" if key is None else f"the value of key {key!r}"
         raise SerializationError(

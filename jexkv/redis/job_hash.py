@@ -34,7 +34,11 @@ def _backoff(spec: Any) -> Backoff | None:
 def hash_to_job(queue: str, job_id: str, flat: list[bytes], state: str) -> Job:
     """The Job snapshot of one job hash (``flat`` as HGETALL gives it) in ``state``."""
     it = iter(flat)
-    fields = {key.decode(): value.decode() for key, value in zip(it, it)}
+    fields: dict[str, Any] = {}
+    for key, value in zip(it, it):
+        name = key.decode()
+        # The payload stays bytes for codec.decode, which reads a large one in chunks.
+        fields[name] = value if name == "data" else value.decode()
     return _job(queue, job_id, fields, state)
 
 

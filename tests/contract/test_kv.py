@@ -1206,3 +1206,13 @@ def test_non_ascii_keys_and_large_non_ascii_values_round_trip(kv):
     kv.set("ключ-😀", value)
     assert kv.get("ключ-😀") == value
     assert list(kv.keys("ключ")) == ["ключ-😀"]
+
+
+@pytest.mark.parametrize("shift", [0, 1, 2, 3])
+def test_a_value_over_a_mib_of_utf8_round_trips(kv, shift):
+    # Over 1 MiB of UTF-8 (read back in chunks on Redis), 1- to 4-byte characters across the
+    # chunk edges, with a lone surrogate after them.
+    value = "a" * shift + "é€😀x" * 150_000 + "\ud800"
+    kv.set("big", value)
+    assert kv.get("big") == value
+    assert kv.get_many(["big"]) == {"big": value}

@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 import time
+import tracemalloc
 
 import pytest
 
@@ -305,3 +306,26 @@ def test_a_prefix_with_a_lone_surrogate_is_refused_at_open(url, redis):
     with pytest.raises(ValueError, match="prefix .* lone surrogate"):
         jexkv.open_queue(url, prefix="bull\ud800")
     assert redis.execute_command("DBSIZE") == 0
+
+
+def test_a_payload_over_a_mib_of_utf8_round_trips(q, redis):
+    payload = {"text": "é€😀x" * 150_000, "lone": "\udfff"}
+    job = q.enqueue(QUEUE, "task", payload)
+    assert len(redis.execute_command("HGET", f"{Q}:{job.id}", "data")) > 1 << 20
+    assert q.get_job(QUEUE, job.id).payload == payload
+    assert [j.payload for j in q.jobs(QUEUE)] == [payload]
+
+
+def test_reading_a_large_payload_takes_about_twice_its_text(q, redis):
+    value = "ü€😀a" * 500_000  # 5 MB of UTF-8, 8 MB as a str
+    job = q.enqueue(QUEUE, "task", value)
+    size = len(redis.execute_command("HGET", f"{Q}:{job.id}", "data"))
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        assert q.get_job(QUEUE, job.id).payload == value
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    # the reply (1x), the text (1.6x) and the value (1.6x); a one-shot decode adds 4x more
+    assert peak < 6 * size
