@@ -49,7 +49,7 @@ _CLAIM_FIELDS = ("name", "data", "opts", "timestamp", "delay", "priority", "atm"
 
 def claimed_job(queue: str, packed: bytes, now: int) -> Job:
     """The Job of one claim that fetch packed as a JSON array (missing fields are false)."""
-    values = json.loads(packed)
+    values = decode(packed)  # a large claim is read in chunks too
     fields = {name: value for name, value in zip(_CLAIM_FIELDS, values) if value is not False}
     fields["processedOn"] = now
     return _job(queue, values[-1], fields, "active")

@@ -329,3 +329,25 @@ def test_reading_a_large_payload_takes_about_twice_its_text(q, redis):
         tracemalloc.stop()
     # the reply (1x), the text (1.6x) and the value (1.6x); a one-shot decode adds 4x more
     assert peak < 6 * size
+
+
+def test_a_worker_reads_a_large_payload_at_about_twice_its_text(q, redis):
+    value = "ü€😀a" * 500_000  # 5 MB of UTF-8, 8 MB as a str
+    job = q.enqueue(QUEUE, "task", value)
+    size = len(redis.execute_command("HGET", f"{Q}:{job.id}", "data"))
+    started, seen = threading.Event(), []
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+
+        def handler(job):
+            seen.append((job.payload == value, tracemalloc.get_traced_memory()[1] - base))
+            started.set()
+
+        q.register_worker(QUEUE, handler)
+        assert started.wait(10)
+    finally:
+        tracemalloc.stop()
+    [(same, peak)] = seen
+    assert same
+    assert peak < 6 * size  # a one-shot decode of the claim alone peaks near 6x
