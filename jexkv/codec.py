@@ -4,13 +4,20 @@ Rule: a value is stored as what JSON can carry and comes back as JSON would
 decode it, on every adapter. Anything JSON cannot carry exactly (a set, an
 object, NaN, a dict with non-str keys) is refused with SerializationError
 *before* any write. Keys and times are checked before any I/O.
+
+JSON is written as UTF-8 text, not ASCII escapes (as BullMQ's JSON.stringify writes it),
+so a large non-ASCII value costs its UTF-8 size. A lone surrogate (a str that is not
+text: UTF-8 cannot carry it) is kept escaped as ``\\udXXX``, as JSON.stringify does, so
+such a value still round-trips; in keys, ids and names it is refused (:func:`check_text`).
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import json.scanner
 import math
+import re
 import reprlib
 from typing import Any, Callable, NoReturn
 
@@ -21,6 +28,7 @@ __all__ = [
     "check_amount",
     "check_int",
     "check_key",
+    "check_text",
     "check_ttl",
     "decode",
     "encode",
@@ -48,8 +56,15 @@ def _no_default(value: object) -> NoReturn:
     raise TypeError(f"{type(value).__name__} is not a JSON type")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def _make_encoder() -> Callable[[object], str]:
-    """Compact JSON text, refusing NaN; escapes non-ASCII so any str survives UTF-8.
+    """Compact JSON text, refusing NaN; non-ASCII as itself (see the module's rule).
 
     The C encoder is built once and reused: ``JSONEncoder.encode`` builds a new one
     per call, which costs more than the encoding of a small dict. It keeps no
@@ -58,12 +73,20 @@ def _make_encoder() -> Callable[[object], str]:
     """
     c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if c_make_encoder is None:  # pragma: no cover - CPython always has it
-        return json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+        return json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode  # ASCII
     chunks = c_make_encoder(
-        None, _no_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+        None, _no_default, json.encoder.encode_basestring, None, ":", ",", False, False, False
     )
     join = "".join
-    return lambda value: join(chunks(value, 0))
+
+    def encode(value: object) -> str:
+        text = join(chunks(value, 0))
+        if text.isascii() or not _SURROGATE.search(text):
+            return text
+        # Lone surrogates only occur inside JSON strings, where an escape means the same.
+        return _SURROGATE.sub(_escape_surrogate, text)
+
+    return encode
 
 
 _encode = _make_encoder()
@@ -72,15 +95,29 @@ _encode = _make_encoder()
 _SCALARS = frozenset({str, int, bool, type(None)})
 
 
+def check_text(value: str, what: str) -> str:
+    """Return ``value``; ValueError if it holds a lone surrogate (UTF-8 cannot carry it,
+    so SQLite and Redis could not store it): refused alike on every adapter."""
+    if not isinstance(value, str) or value.isascii():
+        return value  # a type is checked where the value is used
+    found = _SURROGATE.search(value)
+    if found is None:
+        return value
+    raise ValueError(
+        f"{what} {value!r} holds a lone surrogate (U+{ord(found.group()):04X} at index "
+        f"{found.start()}), which is not text: UTF-8 cannot carry it"
+    )
+
+
 def check_key(key: object) -> str:
-    """Return ``key`` if it is a non-empty str; raise TypeError/ValueError otherwise."""
-    if type(key) is str and key:
+    """Return ``key`` if it is a non-empty str of text; raise TypeError/ValueError otherwise."""
+    if type(key) is str and key and key.isascii():
         return key
     if not isinstance(key, str):
         raise TypeError(f"key must be a str, got {type(key).__name__}: {key!r}")
     if not key:
         raise ValueError("key must be a non-empty str")
-    return key  # a str subclass: accepted as the text it holds
+    return check_text(key, "key")  # a str subclass: accepted as the text it holds
 
 
 def check_int(value: object, name: str, minimum: int = 0, unit: str = "") -> int:
@@ -152,6 +189,19 @@ def encode(value: object) -> str:
         _refuse(value, "circular or nested too deeply")
 
 
+_CHUNK = 1 << 20
+
+
+def _utf8_in_chunks(data: bytes) -> str:
+    """``data.decode("utf-8")`` at about twice the text's size at peak: CPython's one-shot
+    decoder regrows its buffer for each wider character it meets (up to 6x the size)."""
+    step = codecs.getincrementaldecoder("utf-8")().decode
+    view = memoryview(data)
+    parts = [step(view[i : i + _CHUNK]) for i in range(0, len(data), _CHUNK)]
+    parts.append(step(b"", True))
+    return "".join(parts)
+
+
 def decode(text: str | bytes, key: str | None = None) -> Any:
     """The value of a JSON text written by :func:`encode` (str, or UTF-8 bytes).
 
@@ -159,7 +209,11 @@ def decode(text: str | bytes, key: str | None = None) -> Any:
     ``key`` when one is given, so the caller learns which entry is foreign.
     """
     try:
-        return _decode(text if type(text) is str else text.decode("utf-8"))  # type: ignore[union-attr]
+        if isinstance(text, str):
+            return _decode(text)
+        if len(text) > _CHUNK and not text.isascii():
+            return _decode(_utf8_in_chunks(text))
+        return _decode(text.decode("utf-8"))
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         where = "a stored value" if key is None else f"the value of key {key!r}"
         raise SerializationError(

@@ -3,6 +3,10 @@
 Rule: everything a caller passes to ``enqueue`` is checked here, before any
 backend is touched, so a bad argument raises and nothing is enqueued. Backends
 receive ``NewJob`` records that are already valid and already JSON-encoded.
+A custom job id may not be one the queue makes (digits), hold ``:``, or be one
+of the queue's own key names (``RESERVED_IDS``): on Redis a job's hash is
+``<prefix>:<queue>:<id>``, so such an id would overwrite a key of the queue.
+The rule holds on every adapter, so the contract stays one.
 """
 
 from __future__ import annotations
@@ -11,18 +15,31 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from jexkv.codec import check_int, encode
+from jexkv.codec import check_int, check_text, encode
 
 __all__ = [
+    "RESERVED_IDS",
     "STATES",
     "Backoff",
     "Job",
     "NewJob",
     "check_queue",
+    "is_job_id",
     "job_from",
     "new_job",
     "stalled_error",
 ]
+
+# The names of a queue's own keys, ``<prefix>:<queue>:<name>``: those of jexkv
+# (jexkv/redis/scripts.py KEY_NAMES, the Lua scripts) and of BullMQ 6 (its QueueKeys,
+# its scripts and migrations; README "The Redis queue and Node BullMQ").
+RESERVED_IDS = frozenset(
+    {
+        "active", "completed", "de", "delay", "delayed", "dn", "events", "failed", "id",
+        "limiter", "marker", "meta", "metrics", "paused", "pc", "priority", "prioritized",
+        "repeat", "stalled", "stalled-check", "wait", "waiting", "waiting-children",
+    }
+)  # fmt: skip
 
 # Every state a kept job can be in, in the order counts() lists them.
 STATES = ("waiting", "delayed", "active", "completed", "dead")
@@ -152,7 +169,29 @@ def _check_name(what: str, value: object) -> str:
         raise TypeError(f"{what} must be a str, got {type(value).__name__}: {value!r}")
     if not value:
         raise ValueError(f"{what} must be a non-empty str")
-    return value
+    return check_text(value, what)
+
+
+def _check_job_id(job_id: object) -> str:
+    _check_name("job_id", job_id)
+    assert isinstance(job_id, str)
+    if job_id.isdigit():
+        raise ValueError(f"job_id {job_id!r} looks like an integer; those are the queue's own ids")
+    if ":" in job_id:
+        raise ValueError(f"job_id {job_id!r} contains ':', which job ids may not")
+    if job_id in RESERVED_IDS:
+        raise ValueError(
+            f"job_id {job_id!r} is the name of one of the queue's own keys, which job ids "
+            f"may not be (reserved: {', '.join(sorted(RESERVED_IDS))})"
+        )
+    return job_id
+
+
+def is_job_id(job_id: str) -> bool:
+    """Whether a job could have the id ``job_id`` (the queue's own, or a custom id
+    :func:`new_job` accepts); ValueError if it holds a lone surrogate."""
+    check_text(job_id, "job_id")
+    return bool(job_id) and ":" not in job_id and job_id not in RESERVED_IDS
 
 
 def check_queue(queue: object) -> str:
@@ -179,14 +218,7 @@ def new_job(
 ) -> NewJob:
     """Check one enqueue request; raise TypeError/ValueError/SerializationError."""
     if job_id is not None:
-        _check_name("job_id", job_id)
-        assert isinstance(job_id, str)
-        if job_id.isdigit():
-            raise ValueError(
-                f"job_id {job_id!r} looks like an integer; those are the queue's own ids"
-            )
-        if ":" in job_id:
-            raise ValueError(f"job_id {job_id!r} contains ':', which job ids may not")
+        _check_job_id(job_id)
     return NewJob(
         name=_check_name("job name", name),
         payload=encode(payload),
@@ -194,7 +226,7 @@ def new_job(
         attempts=check_int(attempts, "attempts", 1),
         backoff=_check_backoff(backoff),
         priority=check_int(priority, "priority", 0),
-        job_id=job_id,
+        job_id=job_id,  # type: ignore[arg-type]  # a str, checked above
     )
 
 

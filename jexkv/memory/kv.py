@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from jexkv.clock import now_ms
-from jexkv.codec import check_amount, check_key, check_ttl, freeze, thaw
+from jexkv.codec import check_amount, check_key, check_text, check_ttl, freeze, thaw
 from jexkv.errors import ClosedError, WrongTypeError
 from jexkv.memory import space as spaces
 
@@ -28,7 +28,7 @@ class MemoryKV:
 
     def __init__(self, name: str = "", *, namespace: str = "", purge_interval_ms: int = 1000):
         self._name = name
-        self._ns = namespace
+        self._ns = check_text(namespace, "namespace")
         self._space = spaces.acquire(name, purge_interval_ms)
         self._data = self._space.data
         self._closed = False
@@ -91,6 +91,7 @@ class MemoryKV:
             raise ClosedError("this KV store is closed")
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        check_text(prefix, "prefix")
         return self._iter_keys(self._ns + prefix)
 
     def _iter_keys(self, start: str) -> Iterator[str]:
@@ -119,7 +120,7 @@ class MemoryKV:
         # The hot path of the library: checks and heap work are inlined on purpose.
         if self._closed:
             raise ClosedError("this KV store is closed")
-        if type(key) is not str or not key:
+        if type(key) is not str or not key or not key.isascii():
             key = check_key(key)
         full = self._ns + key
         stored = freeze(value)

@@ -18,9 +18,9 @@ from typing import Any
 
 from jexkv import forks
 from jexkv.clock import due_ms, now_ms
-from jexkv.codec import decode
+from jexkv.codec import check_text, decode
 from jexkv.contracts import Claim
-from jexkv.jobs import STATES, Backoff, Job, NewJob, job_from, stalled_error
+from jexkv.jobs import STATES, Backoff, Job, NewJob, is_job_id, job_from, stalled_error
 from jexkv.memory.registry import Registry
 from jexkv.taskqueue import JobQueue
 
@@ -110,7 +110,7 @@ _tokens = itertools.count(1)
 class MemoryQueueBackend:
     def __init__(self, space: MemoryQueueSpace, namespace: str = "") -> None:
         self._space = space
-        self._ns = namespace
+        self._ns = check_text(namespace, "namespace")
         self._lock = space.lock
 
     def _q(self, queue: str) -> _Queue:
@@ -318,6 +318,8 @@ class MemoryQueueBackend:
             return len(stalled)
 
     def get(self, queue: str, job_id: str) -> Job | None:
+        if not is_job_id(job_id):
+            return None
         with self._lock:
             q = self._q(queue)
             self._promote(q, now_ms())
@@ -351,6 +353,8 @@ class MemoryQueueBackend:
             return [_snapshot(queue, rec) for rec in recs[:limit]]
 
     def retry_dead(self, queue: str, job_id: str | None) -> int:
+        if job_id is not None and not is_job_id(job_id):
+            return 0
         with self._lock:
             q = self._q(queue)
             if job_id is None:

@@ -34,7 +34,11 @@ def _backoff(spec: Any) -> Backoff | None:
 def hash_to_job(queue: str, job_id: str, flat: list[bytes], state: str) -> Job:
     """The Job snapshot of one job hash (``flat`` as HGETALL gives it) in ``state``."""
     it = iter(flat)
-    fields = {key.decode(): value.decode() for key, value in zip(it, it)}
+    fields: dict[str, Any] = {}
+    for key, value in zip(it, it):
+        name = key.decode()
+        # The payload stays bytes for codec.decode, which reads a large one in chunks.
+        fields[name] = value if name == "data" else value.decode()
     return _job(queue, job_id, fields, state)
 
 
@@ -45,7 +49,7 @@ _CLAIM_FIELDS = ("name", "data", "opts", "timestamp", "delay", "priority", "atm"
 
 def claimed_job(queue: str, packed: bytes, now: int) -> Job:
     """The Job of one claim that fetch packed as a JSON array (missing fields are false)."""
-    values = json.loads(packed)
+    values = decode(packed)  # a large claim is read in chunks too
     fields = {name: value for name, value in zip(_CLAIM_FIELDS, values) if value is not False}
     fields["processedOn"] = now
     return _job(queue, values[-1], fields, "active")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from jexkv.codec import check_amount, check_key, check_ttl, decode, encode
+from jexkv.codec import check_amount, check_key, check_text, check_ttl, decode, encode
 from jexkv.errors import ClosedError, SerializationError, WrongTypeError
 from jexkv.resp import ServerError
 from jexkv.resp.connect import AnyRedis
@@ -56,7 +56,7 @@ class RedisKV:
         self, client: AnyRedis, *, namespace: str = DEFAULT_NAMESPACE, description: str = "redis"
     ) -> None:
         self._client = client
-        self._ns = namespace
+        self._ns = check_text(namespace, "namespace")
         self._description = description
         self._closed = False
         self._incr = client.register_script(_INCR)
@@ -96,6 +96,7 @@ class RedisKV:
             raise ClosedError(f"this KV store on {self._description} is closed")
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        check_text(prefix, "prefix")
         return self._scan((self._ns + prefix).translate(_GLOB) + "*")
 
     def _scan(self, pattern: str) -> Iterator[str]:

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from jexkv.clock import now_ms
-from jexkv.codec import decode
+from jexkv.codec import check_text, decode
 from jexkv.contracts import Claim
 from jexkv.errors import BackendError, ConfigError
-from jexkv.jobs import STATES, Backoff, Job, NewJob, job_from
+from jexkv.jobs import STATES, Backoff, Job, NewJob, is_job_id, job_from
 from jexkv.redis.job_hash import claimed_job, compact_json, hash_to_job, keep_opts, new_job_opts
 from jexkv.redis.scripts import KEY_NAMES, load_scripts, queue_keys
 from jexkv.resp import ServerError
@@ -180,8 +180,8 @@ class RedisQueueBackend:
         # For jobs a fetch fails at once (stalled too often): the dead jobs to keep (-1: all).
         self._keep_dead = -1 if keep_dead is None else keep_dead
         self._plain_opts: dict[int, str] = {}  # attempts -> opts of a job with no other option
-        self._prefix = prefix
-        self._ns = namespace
+        self._prefix = check_text(prefix, "prefix")
+        self._ns = check_text(namespace, "namespace")
         self._scripts = load_scripts(client)
         self._keys: dict[str, tuple[list[str], str]] = {}
         self._waiters: dict[str, _Waiter] = {}
@@ -386,6 +386,8 @@ class RedisQueueBackend:
     # -- inspection and repair ---------------------------------------------------------
 
     def get(self, queue: str, job_id: str) -> Job | None:
+        if not is_job_id(job_id):
+            return None  # no job has it, and it may name one of the queue's keys
         reply = self._run("get", queue, job_id)
         if reply is None:
             return None
@@ -410,6 +412,8 @@ class RedisQueueBackend:
 
     def retry_dead(self, queue: str, job_id: str | None) -> int:
         if job_id is not None:
+            if not is_job_id(job_id):
+                return 0  # no job has it, and it may name one of the queue's keys
             return int(self._run("retry_dead", queue, job_id))
         now, total = now_ms(), 0
         while True:  # every job dead now; a job that dies again meanwhile waits for next time

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from jexkv.clock import now_ms
-from jexkv.codec import check_amount, check_key, check_ttl, decode, encode
+from jexkv.codec import check_amount, check_key, check_text, check_ttl, decode, encode
 from jexkv.errors import ClosedError, WrongTypeError
 from jexkv.sqlite.db import Database
 
@@ -80,7 +80,7 @@ class SQLiteKV:
     ) -> None:
         self._db = Database(path, busy_timeout_ms=busy_timeout_ms)
         self.path = self._db.path
-        self._ns = namespace
+        self._ns = check_text(namespace, "namespace")
         self._closed = False
         self._vacuum_batch = vacuum_batch
         self._stop = threading.Event()
@@ -136,6 +136,7 @@ class SQLiteKV:
             raise ClosedError(f"this KV store on {self.path} is closed")
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        check_text(prefix, "prefix")
         return self._iter_keys(self._ns + prefix)
 
     def _iter_keys(self, start: str) -> Iterator[str]:

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from jexkv.clock import due_ms, now_ms
-from jexkv.codec import encode
+from jexkv.codec import check_text, encode
 from jexkv.contracts import Claim
-from jexkv.jobs import STATES, Job, NewJob, stalled_error
+from jexkv.jobs import STATES, Job, NewJob, is_job_id, stalled_error
 from jexkv.sqlite.db import Database
 from jexkv.sqlite.job_rows import (
     CLAIM_RETURNING,
@@ -48,7 +48,7 @@ _PROMOTE_BATCH = 1000  # delayed jobs made ready per fetch, at most
 class SQLiteQueueBackend:
     def __init__(self, db: Database, namespace: str = "") -> None:
         self._db = db
-        self._ns = namespace
+        self._ns = check_text(namespace, "namespace")
         self._cond = threading.Condition()
         self._adds = 0  # bumped (under _cond) whenever this process makes a job ready
         self._local = threading.local()
@@ -326,6 +326,8 @@ class SQLiteQueueBackend:
     # -- inspection and repair ---------------------------------------------------------
 
     def get(self, queue: str, job_id: str) -> Job | None:
+        if not is_job_id(job_id):
+            return None
         cond, params = id_match(self._ns + queue, job_id)
         rows = self._db.read(f"SELECT {COLUMNS} FROM jobs WHERE {cond}", params)
         return row_to_job(queue, rows[0]) if rows else None
@@ -372,6 +374,8 @@ class SQLiteQueueBackend:
         return [row_to_job(queue, row) for row in self._db.read(sql, params)]
 
     def retry_dead(self, queue: str, job_id: str | None) -> int:
+        if job_id is not None and not is_job_id(job_id):
+            return 0
         full = self._ns + queue
         cond, params = ("queue = ?", (full,)) if job_id is None else id_match(full, job_id)
         retried = self._db.write(

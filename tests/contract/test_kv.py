@@ -1154,3 +1154,65 @@ def test_keys_expire_in_real_time(kv):
     assert wait_for(lambda: not kv.exists("counter"), timeout=5)
     assert kv.incr("counter") == 1
     assert kv.ttl_ms("counter") == -1
+
+
+# Lone surrogates (issue 13): a str that is not text. Keys, prefixes and namespaces holding
+# one are refused before any I/O on every adapter; values keep them, escaped in JSON.
+LONE = "a\ud800b"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda kv: kv.set(LONE, 1),
+        lambda kv: kv.get(LONE),
+        lambda kv: kv.delete("ok", LONE),
+        lambda kv: kv.exists(LONE),
+        lambda kv: kv.ttl_ms(LONE),
+        lambda kv: kv.expire(LONE, 1000),
+        lambda kv: kv.persist(LONE),
+        lambda kv: kv.incr(LONE),
+        lambda kv: kv.get_many(["ok", LONE]),
+        lambda kv: kv.set_many({"ok": 1, LONE: 2}),
+        lambda kv: list(kv.keys("\udfff")),
+    ],
+    ids=["set", "get", "delete", "exists", "ttl_ms", "expire", "persist", "incr", "get_many",
+         "set_many", "keys"],
+)  # fmt: skip
+def test_key_with_a_lone_surrogate_is_refused(kv, call):
+    with pytest.raises(ValueError, match="lone surrogate"):
+        call(kv)
+    assert list(kv.keys()) == []
+
+
+def test_namespace_with_a_lone_surrogate_is_refused(open_kv_on_same_backend):
+    with pytest.raises(ValueError, match="namespace .* lone surrogate"):
+        open_kv_on_same_backend(namespace="ns\udc80:")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["\ud800", "x\udfffy", ["\udbff", {"k": "\udc00"}], {"\ud83d": 1}, {"a": "\ud800", "b": 2}],
+)
+def test_values_with_lone_surrogates_round_trip(kv, value):
+    kv.set("k", value)
+    assert kv.get("k") == value
+    kv.set_many({"m": value})
+    assert kv.get_many(["m"]) == {"m": value}
+
+
+def test_non_ascii_keys_and_large_non_ascii_values_round_trip(kv):
+    value = {"text": "ünïcødé € 😀 " * 10_000, "list": ["日本語"] * 100}
+    kv.set("ключ-😀", value)
+    assert kv.get("ключ-😀") == value
+    assert list(kv.keys("ключ")) == ["ключ-😀"]
+
+
+@pytest.mark.parametrize("shift", [0, 1, 2, 3])
+def test_a_value_over_a_mib_of_utf8_round_trips(kv, shift):
+    # Over 1 MiB of UTF-8 (read back in chunks on Redis), 1- to 4-byte characters across the
+    # chunk edges, with a lone surrogate after them.
+    value = "a" * shift + "é€😀x" * 150_000 + "\ud800"
+    kv.set("big", value)
+    assert kv.get("big") == value
+    assert kv.get_many(["big"]) == {"big": value}

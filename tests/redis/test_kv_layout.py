@@ -79,3 +79,13 @@ def test_pop_of_a_foreign_value_keeps_it(url, redis):
         with pytest.raises(jexkv.SerializationError, match="'foreign'"):
             kv.pop("foreign")
     assert redis.execute_command("GET", "jexkv:foreign") == b"<xml/>"
+
+
+def test_values_are_utf8_json_and_ascii_escaped_ones_still_read(url, redis):
+    with jexkv.open_kv(url) as kv:
+        kv.set("k", {"t": "ünï € 😀", "lone": "\udfff"})
+        stored = redis.execute_command("GET", "jexkv:k")
+        assert stored == '{"t":"ünï € 😀","lone":"\\udfff"}'.encode()
+        # as jexkv wrote values before: every non-ASCII character as a \u escape
+        redis.execute_command("SET", "jexkv:old", '{"t":"\\u00fcn\\u00ef \\ud83d\\ude00"}')
+        assert kv.get("old") == {"t": "ünï 😀"}

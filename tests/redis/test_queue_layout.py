@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 import time
+import tracemalloc
 
 import pytest
 
@@ -273,3 +274,80 @@ def test_retries_exhausted_only_when_the_attempts_are_used_up(url, redis):
         exhausted = [job_id for kind, job_id in events(redis) if kind == "retries-exhausted"]
         assert exhausted == [last.id]
         assert q.get_job(QUEUE, early.id) is None  # keep_dead=0: not kept
+
+
+def test_a_job_id_naming_a_queue_key_is_refused_and_the_queue_still_works(q, redis):
+    q.enqueue(QUEUE, "first", 1)
+    before = {name: key_type(redis, name) for name in ("wait", "meta", "id", "events", "marker")}
+    for job_id in ("wait", "meta", "id", "events", "marker", "active", "completed", "pc"):
+        with pytest.raises(ValueError, match="queue's own keys"):
+            q.enqueue(QUEUE, "task", None, job_id=job_id)
+        assert q.get_job(QUEUE, job_id) is None
+    assert {name: key_type(redis, name) for name in before} == before
+    assert before["wait"] == "list" and before["meta"] == "hash" and before["id"] == "string"
+    done = threading.Event()
+    q.register_worker(QUEUE, lambda job: done.set() if job.name == "second" else None)
+    q.enqueue(QUEUE, "second", 2)
+    assert done.wait(10)
+    assert wait_for(lambda: q.counts(QUEUE)["completed"] == 2)
+
+
+def test_payloads_are_stored_as_utf8_json_and_lone_surrogates_escaped(q, redis):
+    payload = {"text": "ünï € 😀", "lone": "\ud800"}
+    job = q.enqueue(QUEUE, "task", payload)
+    data = redis.execute_command("HGET", f"{Q}:{job.id}", "data")
+    raw = data if isinstance(data, bytes) else data.encode()
+    assert raw == '{"text":"ünï € 😀","lone":"\\ud800"}'.encode()
+    assert json.loads(raw) == payload
+    assert q.get_job(QUEUE, job.id).payload == payload
+
+
+def test_a_prefix_with_a_lone_surrogate_is_refused_at_open(url, redis):
+    with pytest.raises(ValueError, match="prefix .* lone surrogate"):
+        jexkv.open_queue(url, prefix="bull\ud800")
+    assert redis.execute_command("DBSIZE") == 0
+
+
+def test_a_payload_over_a_mib_of_utf8_round_trips(q, redis):
+    payload = {"text": "é€😀x" * 150_000, "lone": "\udfff"}
+    job = q.enqueue(QUEUE, "task", payload)
+    assert len(redis.execute_command("HGET", f"{Q}:{job.id}", "data")) > 1 << 20
+    assert q.get_job(QUEUE, job.id).payload == payload
+    assert [j.payload for j in q.jobs(QUEUE)] == [payload]
+
+
+def test_reading_a_large_payload_takes_about_twice_its_text(q, redis):
+    value = "ü€😀a" * 500_000  # 5 MB of UTF-8, 8 MB as a str
+    job = q.enqueue(QUEUE, "task", value)
+    size = len(redis.execute_command("HGET", f"{Q}:{job.id}", "data"))
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        assert q.get_job(QUEUE, job.id).payload == value
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    # the reply (1x), the text (1.6x) and the value (1.6x); a one-shot decode adds 4x more
+    assert peak < 6 * size
+
+
+def test_a_worker_reads_a_large_payload_at_about_twice_its_text(q, redis):
+    value = "ü€😀a" * 500_000  # 5 MB of UTF-8, 8 MB as a str
+    job = q.enqueue(QUEUE, "task", value)
+    size = len(redis.execute_command("HGET", f"{Q}:{job.id}", "data"))
+    started, seen = threading.Event(), []
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+
+        def handler(job):
+            seen.append((job.payload == value, tracemalloc.get_traced_memory()[1] - base))
+            started.set()
+
+        q.register_worker(QUEUE, handler)
+        assert started.wait(10)
+    finally:
+        tracemalloc.stop()
+    [(same, peak)] = seen
+    assert same
+    assert peak < 6 * size  # a one-shot decode of the claim alone peaks near 6x
