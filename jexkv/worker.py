@@ -6,7 +6,12 @@ offers the atomic steps of ``contracts.QueueBackend``. Per registered queue,
 One maintenance thread per TaskQueue renews the leases of running jobs every
 ``lease_ms / 2`` and runs the stalled-job check about every ``lease_ms`` (the
 backend makes that at most once per interval across processes). A failing
-handler fails that attempt only: the thread logs it and goes on.
+handler fails that attempt only: the thread logs it and goes on. That holds for a
+``BaseException`` too (``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``,
+``asyncio.CancelledError``, ...): the attempt fails with ``"SystemExit: 3"``, the
+thread hands its unstarted claims back and goes on, so no job is left active under
+a lease renewed for ever. Signals reach the main thread only, so a ``KeyboardInterrupt``
+there still stops the program; nothing else here catches a ``BaseException``.
 """
 
 from __future__ import annotations
@@ -85,8 +90,11 @@ class _Pool:
                     continue
                 claim = claims.pop(0)
                 started = time.monotonic()
-                result = self._run_one(claim)
+                result, fatal = self._run_one(claim)
                 took = time.monotonic() - started
+                if fatal and claims:  # the handler raised a BaseException: hand the rest back
+                    self._release(claims)
+                    claims = []
                 if result is not None:
                     if not acks:
                         first_ack = started
@@ -157,12 +165,14 @@ class _Pool:
             )
         return self._hold(claims)
 
-    def _run_one(self, claim: Claim) -> str | None:
-        """Run the handler; the result as JSON, or None when the attempt failed."""
+    def _run_one(self, claim: Claim) -> tuple[str | None, bool]:
+        """Run the handler: (the result as JSON or None when the attempt failed, whether
+        the handler raised a BaseException that is no Exception)."""
         job, token = claim
         try:
-            return encode(self.handler(job))
-        except Exception as exc:
+            return encode(self.handler(job)), False
+        except BaseException as exc:  # every handler failure fails the attempt, see above
+            fatal = not isinstance(exc, Exception)
             try:
                 self._failed(job, token, exc)
             except ClosedError:
@@ -171,9 +181,9 @@ class _Pool:
                 self.outage.failed(exc2, f"recording the failure of job {job.id}")
             finally:
                 self._drop([job.id])
-            return None
+            return None, fatal
 
-    def _failed(self, job: Job, token: str, exc: Exception) -> None:
+    def _failed(self, job: Job, token: str, exc: BaseException) -> None:
         made = job.attempts_made + 1
         final = isinstance(exc, Unrecoverable) or made >= job.attempts
         retry_at = None
@@ -184,8 +194,9 @@ class _Pool:
             error = f"SerializationError: the handler's result is not JSON: {exc}"
         else:
             error = f"{type(exc).__name__}: {exc}"
+        fatal = not isinstance(exc, Exception)
         log.error(
-            "job %s (%s) on queue %r failed on attempt %d of %d%s: %s",
+            "job %s (%s) on queue %r failed on attempt %d of %d%s: %s%s",
             job.id,
             job.name,
             self.queue,
@@ -193,6 +204,10 @@ class _Pool:
             job.attempts,
             "" if final else ", will retry",
             error,
+            f" (the handler raised {type(exc).__name__}, a BaseException: the attempt "
+            "failed, the worker thread goes on)"
+            if fatal
+            else "",
             exc_info=exc,
         )
         w = self.workers

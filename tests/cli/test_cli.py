@@ -516,6 +516,53 @@ def test_a_second_signal_exits_at_once(
     assert not (tmp_path / "finished").exists()
 
 
+EXITS = """
+    def setup(queue):
+        def handle(job):
+            if job.name == "exit":
+                raise SystemExit(3)
+            if job.name == "interrupt":
+                raise KeyboardInterrupt
+            return "ok"
+
+        queue.register_worker("exits", handle, concurrency=1)
+"""
+
+
+def test_a_handler_raising_systemexit_fails_its_job_and_sigint_still_stops(
+    tmp_path: pathlib.Path, worker: Worker
+) -> None:
+    _module(tmp_path, "exits", EXITS)
+    url = ("--url", "sqlite:///w.db?keep_completed=10&lease_ms=60000")
+    proc = worker(*url, "worker", "exits:setup")
+    _wait_ready(tmp_path, proc)
+    ids = [ok_json(tmp_path, *url, "queue", "enqueue", "exits", name)["id"]
+           for name in ("exit", "interrupt", "fine")]  # fmt: skip
+
+    def counts() -> dict[str, int]:
+        found = ok_json(tmp_path, *url, "queue", "counts", "exits")
+        return {k: found[k] for k in STATES}
+
+    done = {"waiting": 0, "delayed": 0, "active": 0, "completed": 1, "dead": 2}
+    assert wait_for(lambda: counts() == done, timeout=DEADLINE), (counts(), _err(tmp_path))
+    dead = ok_json(tmp_path, *url, "queue", "jobs", "exits", "--state", "dead")
+    assert sorted((j["id"], j["error"]) for j in dead) == sorted(
+        [(ids[0], "SystemExit: 3"), (ids[1], "KeyboardInterrupt: ")]
+    )
+    assert proc.poll() is None, f"worker exited ({proc.returncode}): {_err(tmp_path)}"
+
+    proc.send_signal(signal.SIGINT)  # the first SIGINT still stops gracefully
+    try:
+        code = proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"worker still running 15 s after SIGINT: {_err(tmp_path)}")
+    err = _err(tmp_path)
+    assert code == 0, f"worker exited {code}: {err}"
+    assert "stopping" in err and "stopped" in err, err
+    for job_id, kind in zip(ids, ("SystemExit", "KeyboardInterrupt")):
+        assert re.search(rf"job {job_id} .*{kind}.*BaseException.*goes on", err), err
+
+
 # --- errors --------------------------------------------------------------------------------------
 
 
