@@ -88,7 +88,7 @@ def _logged(queue: str, handler: Callable[[Job], Any]) -> Callable[[Job], Any]:
         started = time.monotonic()
         try:
             result = handler(job)
-        except Exception as exc:
+        except BaseException as exc:  # as the engine: a SystemExit fails the job too
             took = (time.monotonic() - started) * 1000
             log.info("job %s (%s) on %s failed after %.1f ms: %s", job.id, job.name, queue, took,
                      f"{type(exc).__name__}: {exc}")  # fmt: skip

@@ -561,6 +561,7 @@ def test_a_handler_raising_systemexit_fails_its_job_and_sigint_still_stops(
     assert "stopping" in err and "stopped" in err, err
     for job_id, kind in zip(ids, ("SystemExit", "KeyboardInterrupt")):
         assert re.search(rf"job {job_id} .*{kind}.*BaseException.*goes on", err), err
+        assert re.search(rf"job {job_id} \(\w+\) on \w+ failed after .* ms: {kind}", err), err
 
 
 # --- errors --------------------------------------------------------------------------------------
