@@ -40,6 +40,15 @@ def redis_server() -> Iterator[AnyRedis]:
     server.cleanup()
 
 
+@pytest.fixture
+def own_redis_server(redis_server) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, for a test that stops it, freezes it or changes
+    its users; ``redis_server`` decides whether a missing redis-server skips or fails."""
+    server = _started(RedisServer())
+    yield server
+    server.cleanup()
+
+
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisCluster]:
     """Three cluster primaries on 127.0.0.1 covering every slot, no replicas."""

@@ -9,14 +9,11 @@ import logging
 import pathlib
 import threading
 
-import pytest
-
 import jexkv
 from jexkv.errors import BackendUnavailable
 from jexkv.memory.queue import MemoryQueueBackend, MemoryQueueSpace
 from jexkv.taskqueue import JobQueue
 from tests.helpers import wait_for
-from tests.redis_server import RedisServer
 
 JEXKV = pathlib.Path(jexkv.__file__).resolve().parent
 
@@ -86,30 +83,18 @@ def test_an_unexpected_error_keeps_its_traceback_once_a_minute(caplog):
         queue.close(timeout_ms=5000)
 
 
-@pytest.fixture
-def own_redis(redis_server):
-    """A server of this test's own (it is stopped mid-test); ``redis_server`` decides
-    whether a missing redis-server skips or fails."""
-    server = RedisServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
-
-
-def test_a_redis_outage_is_one_warning_not_a_traceback_per_try(caplog, own_redis):
+def test_a_redis_outage_is_one_warning_not_a_traceback_per_try(caplog, own_redis_server):
     caplog.set_level(logging.INFO, logger="jexkv")
-    url = own_redis.url()
+    url = own_redis_server.url()
     done: list[str] = []
     with jexkv.open_queue(url, socket_timeout_ms=500, connect_timeout_ms=500) as queue:
         queue.register_worker("q", lambda job: done.append(job.id), concurrency=3)
         first = queue.enqueue("q", "before")
         wait_for(lambda: done == [first.id], timeout=20)
-        own_redis.stop()
+        own_redis_server.stop()
         wait_for(lambda: any("retrying" in r.getMessage() for r in _records(caplog)), timeout=20)
         threading.Event().wait(2.0)  # several retry rounds of every thread
-        own_redis.start()
+        own_redis_server.start()
         wait_for(lambda: any("works again" in r.getMessage() for r in _records(caplog)), timeout=30)
         job = queue.enqueue("q", "after")
         wait_for(lambda: job.id in done, timeout=20)

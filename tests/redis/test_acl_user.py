@@ -11,32 +11,19 @@ import pytest
 import jexkv
 from jexkv.resp import Redis
 from tests.helpers import wait_for
-from tests.redis_server import RedisServer
 
 DENIED = {"client": ["-client"], "bzpopmin": ["-bzpopmin"], "both": ["-client", "-bzpopmin"]}
 
 
-@pytest.fixture
-def own_server(redis_server):
-    """A server of this module's own (its ACL users go with it); ``redis_server`` decides
-    whether a missing redis-server skips or fails."""
-    server = RedisServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
-
-
 @pytest.mark.parametrize("denied", list(DENIED))
-def test_a_user_without_client_or_bzpopmin(own_server, denied, caplog):
+def test_a_user_without_client_or_bzpopmin(own_redis_server, denied, caplog):
     caplog.set_level(logging.WARNING, logger="jexkv")
-    admin_url = own_server.url()
+    admin_url = own_redis_server.url()
     with Redis.from_url(admin_url) as admin:
         admin.execute_command(
             "ACL", "SETUSER", "limited", "on", ">pw", "~*", "&*", "+@all", *DENIED[denied]
         )
-    url = own_server.url(username="limited", password="pw")
+    url = own_redis_server.url(username="limited", password="pw")
     ran: list[float] = []
     with jexkv.open_queue(url) as q, jexkv.open_queue(admin_url) as producer:
         q.register_worker("q", lambda job: ran.append(time.monotonic()), concurrency=2)
