@@ -7,7 +7,7 @@ object, NaN, a dict with non-str keys) is refused with SerializationError
 
 JSON is written as UTF-8 text, not ASCII escapes (as BullMQ's JSON.stringify writes it),
 so a large non-ASCII value costs its UTF-8 size. A lone surrogate (a str that is not
-text: UTF-8 cannot carry it) is kept escaped as ``\\udXXX``, as JSON.stringify does, so
+text: UTF-8 cannot carry it) is kept escaped (``\\udc80``), as JSON.stringify does, so
 such a value still round-trips; in keys, ids and names it is refused (:func:`check_text`).
 """
 
