@@ -3,7 +3,7 @@
 Rules:
 * Every step is one Lua script (jexkv/redis/lua), so it is atomic on the server; steps that
   finish a job check its lock token, so a worker that lost its lease cannot finish it twice.
-* The keys, types and fields are BullMQ's (BULLMQ-LAYOUT.md), so Node BullMQ workers, queues
+* The keys, types and fields are BullMQ's (docs/redis-layout.md), so Node BullMQ workers, queues
   and Bull Board share these queues; timestamps come from the caller's clock, as BullMQ's do.
 * An idle process never polls: one thread per queue blocks on the queue's marker
   (``BZPOPMIN``) on a connection of its own, named as BullMQ names its workers'; the other idle

@@ -3,7 +3,7 @@
 Rule: every script is the part of ``lib.lua`` it uses followed by the script's own file, and
 every script takes the queue's fourteen keys (``queue_keys``) in the same order, with the job
 key prefix and the caller's clock as its first two arguments; BullMQ's layout
-(BULLMQ-LAYOUT.md) is all they share with BullMQ.
+(docs/redis-layout.md) is all they share with BullMQ.
 """
 
 from __future__ import annotations

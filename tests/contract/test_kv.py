@@ -1,4 +1,4 @@
-"""The KVStore contract (CONTRACT.md, "KVStore"), run on every adapter."""
+"""The KVStore contract (README, "The KV API" and "KV guarantees"), run on every adapter."""
 
 from __future__ import annotations
 

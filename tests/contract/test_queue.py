@@ -1,4 +1,4 @@
-"""The TaskQueue contract (CONTRACT.md, "TaskQueue"), run on every adapter.
+"""The TaskQueue contract (README, "The task queue"), run on every adapter.
 
 Timing rules: waits use events or ``wait_for`` with deadlines of a few seconds; timing
 assertions check correctness (never early, delays in their range) with generous upper bounds,

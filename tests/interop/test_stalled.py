@@ -2,7 +2,7 @@
 
 jexkv -> Node: a jexkv worker process dies holding a job; a Node Worker's stalled check puts
 it back and the Node worker completes it. Node -> jexkv: the reverse. Either way the job hash
-ends as BULLMQ-LAYOUT.md says (stc = 1 stall, ats = 2 runs started, atm = 1 finished), and
+ends as docs/redis-layout.md says (stc = 1 stall, ats = 2 runs started, atm = 1 finished), and
 both sides read the same counters.
 """
 
