@@ -1,14 +1,27 @@
-"""The one clock jexkv reads for expiry, delays and leases.
+"""The clocks jexkv reads for expiry, delays and leases.
 
-Rule: every time stamp jexkv stores is whole milliseconds since the epoch from
-``time.time()``, read here, so that freezegun can freeze and move it in tests and
-so that several processes sharing a SQLite file agree on what "now" is.
+Rules:
+* Every time stamp jexkv stores is whole milliseconds since the epoch. Stores that other
+  processes share (SQLite files; Redis jobs, whose time stamps BullMQ also reads) use the
+  wall clock, ``time.time()``, read here (:func:`now_ms`, :func:`due_ms`), so that several
+  processes agree on what "now" is and freezegun can freeze and move it in tests.
+* memory:// lives in one process, so it reads a clock that never steps
+  (:func:`steady_ms`, :func:`steady_due_ms`): the wall clock as read once, moved on by
+  ``time.monotonic()``. A step of the system clock (NTP setting it right, a VM resumed) then
+  moves no TTL, delay or lease of a memory store (README, "Clock steps"). Where a test tool
+  has replaced ``time.monotonic`` (freezegun does, and moves it with the wall clock), the
+  steady clock is the wall clock, so frozen and moved time works on memory:// as before.
 """
 
 from __future__ import annotations
 
 import math
 import time
+
+__all__ = ["due_ms", "now_ms", "steady_due_ms", "steady_ms"]
+
+_BUILTIN = type(time.monotonic)  # a C function; a test tool's replacement is not one
+_anchor: list[float] = []  # the wall clock minus the monotonic one, read on first use
 
 
 def now_ms() -> int:
@@ -24,3 +37,22 @@ def now_ms() -> int:
 def due_ms(delay_ms: int) -> int:
     """The epoch millisecond ``delay_ms`` from now, rounded up: a delay is never cut short."""
     return math.ceil(time.time() * 1000.0 - 0.001) + delay_ms
+
+
+def _steady_s() -> float:
+    monotonic = time.monotonic
+    if type(monotonic) is not _BUILTIN:
+        return time.time()  # a test tool moves time: follow it
+    if not _anchor:
+        _anchor.append(time.time() - monotonic())
+    return _anchor[0] + monotonic()
+
+
+def steady_ms() -> int:
+    """Milliseconds since the epoch on a clock that never steps (see the module's rules)."""
+    return int(_steady_s() * 1000.0 + 0.001)
+
+
+def steady_due_ms(delay_ms: int) -> int:
+    """:func:`due_ms` on the steady clock."""
+    return math.ceil(_steady_s() * 1000.0 - 0.001) + delay_ms

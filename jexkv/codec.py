@@ -31,6 +31,7 @@ __all__ = [
     "check_text",
     "check_ttl",
     "decode",
+    "printable",
     "encode",
     "freeze",
     "thaw",
@@ -80,11 +81,8 @@ def _make_encoder() -> Callable[[object], str]:
     join = "".join
 
     def encode(value: object) -> str:
-        text = join(chunks(value, 0))
-        if text.isascii() or not _SURROGATE.search(text):
-            return text
         # Lone surrogates only occur inside JSON strings, where an escape means the same.
-        return _SURROGATE.sub(_escape_surrogate, text)
+        return printable(join(chunks(value, 0)))
 
     return encode
 
@@ -107,6 +105,15 @@ def check_text(value: str, what: str) -> str:
         f"{what} {value!r} holds a lone surrogate (U+{ord(found.group()):04X} at index "
         f"{found.start()}), which is not text: UTF-8 cannot carry it"
     )
+
+
+def printable(text: str) -> str:
+    """``text`` with each lone surrogate written as its escape (``\\udc80``): for text jexkv
+    stores but did not choose, such as a handler's error message and traceback, which UTF-8
+    (and so SQLite and Redis) could not carry otherwise."""
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub(_escape_surrogate, text)
 
 
 def check_key(key: object) -> str:

@@ -208,10 +208,11 @@ class QueueBackend(Protocol):
         token: str,
         error: str,
         traceback: str,
-        retry_at_ms: int | None,
+        retry_delay_ms: int | None,
         keep_dead: int | None,
     ) -> bool:
-        """Fail an attempt: retry at ``retry_at_ms``, or (None) move to dead."""
+        """Fail an attempt: retry ``retry_delay_ms`` from now (by the backend's own clock),
+        or (None) move to dead."""
 
     def extend(self, queue: str, held: Sequence[tuple[str, str]], lease_ms: int) -> list[str]:
         """Renew the leases of (job_id, token) pairs; the ids whose lease was lost."""

@@ -134,12 +134,14 @@ def _state(queue: jexkv.TaskQueue, job_id: str) -> str | None:
 
 def _clean_up(url: str, namespace: str) -> None:
     """Delete what the story left: the dead job (completed ones are not kept), and on
-    Redis the queue's own keys (its id counter, meta, events and marker), which the
-    KV store of that key prefix removes like any other key."""
+    Redis the queue's own keys (its id counter, meta, events and marker), which start
+    ``<prefix>:<namespace>:``."""
     with jexkv.open_queue(url, namespace=namespace) as queue:
         queue.purge_dead("emails")
     scheme, _, options = parse_url(url, {}, "queue")
     if scheme == "redis":
         prefix = options.get("prefix", "bull")
-        with jexkv.open_kv(url, namespace=f"{prefix}:{namespace}") as keys:
-            keys.clear()
+        with jexkv.open_kv(url, namespace="") as keys:  # the whole database: only ours go
+            mine = list(keys.keys(f"{prefix}:{namespace.rstrip(':')}:"))
+            if mine:
+                keys.delete(*mine)

@@ -23,7 +23,6 @@ __all__ = [
     "Backoff",
     "Job",
     "NewJob",
-    "check_queue",
     "is_job_id",
     "job_from",
     "new_job",
@@ -192,10 +191,6 @@ def is_job_id(job_id: str) -> bool:
     :func:`new_job` accepts); ValueError if it holds a lone surrogate."""
     check_text(job_id, "job_id")
     return bool(job_id) and ":" not in job_id and job_id not in RESERVED_IDS
-
-
-def check_queue(queue: object) -> str:
-    return _check_name("queue name", queue)
 
 
 def _check_backoff(backoff: object) -> dict[str, Any] | None:

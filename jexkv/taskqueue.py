@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 from jexkv.contracts import QueueBackend
 from jexkv.errors import ClosedError
-from jexkv.jobs import STATES, Backoff, Job, check_queue, new_job
+from jexkv.jobs import STATES, Backoff, Job, new_job
+from jexkv.namespaces import check_queue_name as check_queue
 from jexkv.worker import Workers
 
 __all__ = ["JobQueue"]

@@ -23,8 +23,7 @@ import traceback
 from collections.abc import Iterable
 from typing import Any, Callable
 
-from jexkv.clock import due_ms
-from jexkv.codec import encode
+from jexkv.codec import encode, printable
 from jexkv.contracts import Claim, QueueBackend
 from jexkv.errors import ClosedError, ConfigError, SerializationError, Unrecoverable
 from jexkv.jobs import Job
@@ -186,14 +185,14 @@ class _Pool:
     def _failed(self, job: Job, token: str, exc: BaseException) -> None:
         made = job.attempts_made + 1
         final = isinstance(exc, Unrecoverable) or made >= job.attempts
-        retry_at = None
+        retry_in = None  # ms; the backend reads its own clock (memory's never steps)
         if not final:
-            delay = job.backoff.delay_for(made) if job.backoff is not None else 0
-            retry_at = due_ms(delay)
+            retry_in = job.backoff.delay_for(made) if job.backoff is not None else 0
         if isinstance(exc, SerializationError):
             error = f"SerializationError: the handler's result is not JSON: {exc}"
         else:
             error = f"{type(exc).__name__}: {exc}"
+        error = printable(error)  # a lone surrogate in a message would fail to store
         fatal = not isinstance(exc, Exception)
         log.error(
             "job %s (%s) on queue %r failed on attempt %d of %d%s: %s%s",
@@ -212,7 +211,13 @@ class _Pool:
         )
         w = self.workers
         w.backend.fail(
-            self.queue, job.id, token, error, traceback.format_exc(), retry_at, w.keep_dead
+            self.queue,
+            job.id,
+            token,
+            error,
+            printable(traceback.format_exc()),
+            retry_in,
+            w.keep_dead,
         )
 
     def held(self) -> list[tuple[str, str]]:

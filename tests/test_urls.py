@@ -19,9 +19,11 @@ def _name() -> str:
 
 
 def _raw_keys(path: pathlib.Path) -> set[str]:
+    """The keys in the file, each as ``namespace:key`` (or ``key`` in the default namespace)."""
     con = sqlite3.connect(str(path))
     try:
-        return {row[0] for row in con.execute("SELECT key FROM kv")}
+        sql = "SELECT CASE ns WHEN '' THEN key ELSE ns || ':' || key END FROM kv"
+        return {row[0] for row in con.execute(sql)}
     finally:
         con.close()
 
@@ -79,8 +81,10 @@ def test_namespace_from_query_string() -> None:
         with jexkv.open_kv(f"memory://{name}") as plain:
             app.set("k", 1)
             assert app.get("k") == 1
-            assert plain.get("app:k") == 1
+            assert plain.get("app:k") is None  # a namespace is not a prefix of the default's
             assert plain.get("k") is None
+        with jexkv.open_kv(f"memory://{name}", namespace="app") as same:
+            assert same.get("k") == 1  # "app:" and "app" are one namespace
 
 
 def test_namespace_from_query_string_on_sqlite(tmp_path: pathlib.Path) -> None:
@@ -94,10 +98,11 @@ def test_namespace_from_query_string_on_sqlite(tmp_path: pathlib.Path) -> None:
 def test_keyword_options_win_over_query_string() -> None:
     name = _name()
     with jexkv.open_kv(f"memory://{name}?namespace=q:", namespace="kw:") as kv:
-        with jexkv.open_kv(f"memory://{name}") as plain:
-            kv.set("k", 1)
-            assert plain.get("kw:k") == 1
-            assert plain.get("q:k") is None
+        with jexkv.open_kv(f"memory://{name}", namespace="kw") as kw:
+            with jexkv.open_kv(f"memory://{name}", namespace="q") as q:
+                kv.set("k", 1)
+                assert kw.get("k") == 1
+                assert q.get("k") is None
 
 
 def test_int_options_from_query_string_are_accepted(tmp_path: pathlib.Path) -> None:

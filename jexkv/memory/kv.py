@@ -9,14 +9,14 @@ the way out (see codec.freeze), so callers never share objects with the store.
 from __future__ import annotations
 
 import heapq
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from jexkv.clock import now_ms
+from jexkv.clock import steady_ms
 from jexkv.codec import check_amount, check_key, check_text, check_ttl, freeze, thaw
 from jexkv.errors import ClosedError, WrongTypeError
 from jexkv.memory import space as spaces
+from jexkv.namespaces import check_namespace
 
 __all__ = ["MemoryKV"]
 
@@ -28,8 +28,9 @@ class MemoryKV:
 
     def __init__(self, name: str = "", *, namespace: str = "", purge_interval_ms: int = 1000):
         self._name = name
-        self._ns = check_text(namespace, "namespace")
-        self._space = spaces.acquire(name, purge_interval_ms)
+        # Each namespace of a named space has a space of its own: they never meet.
+        self._ns = check_namespace(namespace)
+        self._space = spaces.acquire(name, self._ns, purge_interval_ms)
         self._data = self._space.data
         self._closed = False
 
@@ -38,7 +39,7 @@ class MemoryKV:
     def _key(self, key: object) -> str:
         if self._closed:
             raise ClosedError("this KV store is closed")
-        return self._ns + check_key(key)
+        return check_key(key)
 
     def _live(self, full: str, now: int) -> tuple[Any, int | None] | None:
         entry = self._data.get(full)
@@ -62,15 +63,15 @@ class MemoryKV:
         if entry is None:
             return default
         stored, expires_at = entry
-        if expires_at is not None and expires_at <= now_ms():
+        if expires_at is not None and expires_at <= steady_ms():
             return default
         return thaw(stored)
 
     def exists(self, key: str) -> bool:
-        return self._live(self._key(key), now_ms()) is not None
+        return self._live(self._key(key), steady_ms()) is not None
 
     def ttl_ms(self, key: str) -> int:
-        now = now_ms()
+        now = steady_ms()
         entry = self._live(self._key(key), now)
         if entry is None:
             return -2
@@ -78,7 +79,7 @@ class MemoryKV:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         fulls = [(key, self._key(key)) for key in keys]
-        now = now_ms()
+        now = steady_ms()
         found = {}
         for key, full in fulls:
             entry = self._live(full, now)
@@ -92,19 +93,18 @@ class MemoryKV:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
         check_text(prefix, "prefix")
-        return self._iter_keys(self._ns + prefix)
+        return self._iter_keys(prefix)
 
     def _iter_keys(self, start: str) -> Iterator[str]:
         # A snapshot of the key references (the values stay where they are), so that
         # writers may go on while the caller iterates; liveness is checked per key.
         with self._space.lock:
             snapshot = [k for k in self._data if k.startswith(start)]
-        cut = len(self._ns)
-        for full in snapshot:
+        for key in snapshot:
             if self._closed:
                 raise ClosedError("this KV store is closed")
-            if self._live(full, now_ms()) is not None:
-                yield full[cut:]
+            if self._live(key, steady_ms()) is not None:
+                yield key
 
     # -- writes ----------------------------------------------------------------------
 
@@ -122,7 +122,7 @@ class MemoryKV:
             raise ClosedError("this KV store is closed")
         if type(key) is not str or not key or not key.isascii():
             key = check_key(key)
-        full = self._ns + key
+        full = key
         stored = freeze(value)
         space = self._space
         if ttl_ms is None:
@@ -130,12 +130,12 @@ class MemoryKV:
         else:
             if type(ttl_ms) is not int or ttl_ms <= 0:
                 check_ttl(ttl_ms)
-            expires_at = int(time.time() * 1000.0 + 0.001) + ttl_ms  # clock.now_ms, inlined
+            expires_at = steady_ms() + ttl_ms
         with space.lock:
             if nx or xx:
                 if nx and xx:
                     raise ValueError("set: nx and xx exclude each other")
-                if (self._live(full, now_ms()) is None) != nx:
+                if (self._live(full, steady_ms()) is None) != nx:
                     return False
             self._data[full] = (stored, expires_at)
             if expires_at is not None:
@@ -147,7 +147,7 @@ class MemoryKV:
 
     def set_many(self, mapping: Mapping[str, Any], *, ttl_ms: int | None = None) -> None:
         items = [(self._key(key), freeze(value)) for key, value in mapping.items()]
-        expires_at = None if ttl_ms is None else now_ms() + check_ttl(ttl_ms)
+        expires_at = None if ttl_ms is None else steady_ms() + check_ttl(ttl_ms)
         with self._space.lock:
             self._check_open()
             for full, stored in items:
@@ -158,7 +158,7 @@ class MemoryKV:
         removed = 0
         with self._space.lock:
             self._check_open()
-            now = now_ms()
+            now = steady_ms()
             for full in fulls:
                 entry = self._data.pop(full, None)
                 if entry is not None and (entry[1] is None or entry[1] > now):
@@ -170,7 +170,7 @@ class MemoryKV:
         ttl = check_ttl(ttl_ms)
         with self._space.lock:
             self._check_open()
-            now = now_ms()
+            now = steady_ms()
             entry = self._live(full, now)
             if entry is None:
                 return False
@@ -181,7 +181,7 @@ class MemoryKV:
         full = self._key(key)
         with self._space.lock:
             self._check_open()
-            entry = self._live(full, now_ms())
+            entry = self._live(full, steady_ms())
             if entry is None or entry[1] is None:
                 return False
             self._data[full] = (entry[0], None)
@@ -193,7 +193,7 @@ class MemoryKV:
         ttl = None if ttl_ms is None else check_ttl(ttl_ms)
         with self._space.lock:
             self._check_open()
-            now = now_ms()
+            now = steady_ms()
             entry = self._live(full, now)
             if entry is None:
                 self._put(full, amount, None if ttl is None else now + ttl)
@@ -210,23 +210,18 @@ class MemoryKV:
         with self._space.lock:
             self._check_open()
             entry = self._data.pop(full, None)
-        if entry is None or (entry[1] is not None and entry[1] <= now_ms()):
+        if entry is None or (entry[1] is not None and entry[1] <= steady_ms()):
             return default
         return thaw(entry[0])
 
     def clear(self) -> int:
         with self._space.lock:
             self._check_open()
-            now = now_ms()
-            data, ns = self._data, self._ns
-            doomed = [k for k in data if k.startswith(ns)] if ns else list(data)
-            removed = 0
-            for full in doomed:
-                entry = data.pop(full)
-                if entry[1] is None or entry[1] > now:
-                    removed += 1
-            if not ns:
-                self._space.heap.clear()
+            now = steady_ms()
+            data = self._data
+            removed = sum(1 for _, exp in data.values() if exp is None or exp > now)
+            data.clear()
+            self._space.heap.clear()
         return removed
 
     # -- lifecycle -------------------------------------------------------------------
@@ -240,7 +235,7 @@ class MemoryKV:
             if self._closed:
                 return
             self._closed = True
-        spaces.release(self._name, self._space)
+        spaces.release(self._name, self._ns, self._space)
 
     def __enter__(self) -> MemoryKV:
         return self

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jexkv import forks
-from jexkv.clock import due_ms, now_ms
-from jexkv.codec import check_text, decode
+from jexkv.clock import steady_due_ms, steady_ms
+from jexkv.codec import decode
 from jexkv.contracts import Claim
 from jexkv.jobs import STATES, Backoff, Job, NewJob, is_job_id, job_from, stalled_error
 from jexkv.memory.registry import Registry
+from jexkv.namespaces import check_namespace, qualify
 from jexkv.taskqueue import JobQueue
 
 __all__ = ["MemoryQueueBackend", "MemoryQueueSpace", "open_memory_queue"]
@@ -110,11 +111,11 @@ _tokens = itertools.count(1)
 class MemoryQueueBackend:
     def __init__(self, space: MemoryQueueSpace, namespace: str = "") -> None:
         self._space = space
-        self._ns = check_text(namespace, "namespace")
+        self._ns = check_namespace(namespace)
         self._lock = space.lock
 
     def _q(self, queue: str) -> _Queue:
-        return self._space.queue(self._ns + queue)
+        return self._space.queue(qualify(self._ns, queue))
 
     # -- moves between states (lock held) -------------------------------------------
 
@@ -163,7 +164,7 @@ class MemoryQueueBackend:
     def add(self, queue: str, jobs: Sequence[NewJob]) -> list[Job]:
         with self._lock:
             q = self._q(queue)
-            now = now_ms()
+            now = steady_ms()
             added = []
             for new in jobs:
                 existing = q.jobs.get(new.job_id) if new.job_id else None
@@ -182,13 +183,13 @@ class MemoryQueueBackend:
                     seq=seq,
                 )
                 q.jobs[rec.id] = rec
-                self._schedule(q, rec, due_ms(new.delay_ms) if new.delay_ms else now, now)
+                self._schedule(q, rec, steady_due_ms(new.delay_ms) if new.delay_ms else now, now)
                 added.append(_snapshot(queue, rec))
             return added
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
         with self._lock:
-            return self._claim(queue, self._q(queue), lease_ms, limit, now_ms())
+            return self._claim(queue, self._q(queue), lease_ms, limit, steady_ms())
 
     def _claim(self, queue: str, q: _Queue, lease_ms: int, limit: int, now: int) -> list[Claim]:
         """Claim up to ``limit`` ready jobs; call with the lock held."""
@@ -214,7 +215,7 @@ class MemoryQueueBackend:
             if stop.is_set() or (q.ready and not q.paused):
                 return
             if q.delayed:
-                timeout_s = min(timeout_s, max(0.0, (q.delayed[0][0] - now_ms()) / 1000.0))
+                timeout_s = min(timeout_s, max(0.0, (q.delayed[0][0] - steady_ms()) / 1000.0))
             q.cond.wait(timeout_s)
 
     def notify(self, queue: str) -> None:
@@ -231,7 +232,7 @@ class MemoryQueueBackend:
     ) -> tuple[list[str], list[Claim]]:
         with self._lock:
             q = self._q(queue)
-            now = now_ms()
+            now = steady_ms()
             lost = []
             for job_id, token, result in done:
                 rec = self._held(q, job_id, token)
@@ -247,7 +248,7 @@ class MemoryQueueBackend:
     def release(self, queue: str, held: Sequence[tuple[str, str]]) -> None:
         with self._lock:
             q = self._q(queue)
-            now = now_ms()
+            now = steady_ms()
             for job_id, token in held:
                 rec = self._held(q, job_id, token)
                 if rec is not None:
@@ -263,7 +264,7 @@ class MemoryQueueBackend:
         token: str,
         error: str,
         traceback: str,
-        retry_at_ms: int | None,
+        retry_delay_ms: int | None,
         keep_dead: int | None,
     ) -> bool:
         with self._lock:
@@ -273,19 +274,19 @@ class MemoryQueueBackend:
                 return False
             rec.attempts_made += 1
             rec.error, rec.traceback = error, traceback
-            now = now_ms()
-            if retry_at_ms is None:
+            now = steady_ms()
+            if retry_delay_ms is None:
                 self._finish(q, rec, "dead", keep_dead, now)
             else:
                 rec.token = None
                 del q.active[job_id]
-                self._schedule(q, rec, retry_at_ms, now)
+                self._schedule(q, rec, steady_due_ms(retry_delay_ms), now)
             return True
 
     def extend(self, queue: str, held: Sequence[tuple[str, str]], lease_ms: int) -> list[str]:
         with self._lock:
             q = self._q(queue)
-            until = now_ms() + lease_ms
+            until = steady_ms() + lease_ms
             lost = []
             for job_id, token in held:
                 rec = self._held(q, job_id, token)
@@ -300,7 +301,7 @@ class MemoryQueueBackend:
     ) -> int:
         with self._lock:
             q = self._q(queue)
-            now = now_ms()
+            now = steady_ms()
             if now < q.next_stall_check:
                 return 0
             q.next_stall_check = now + interval_ms
@@ -322,14 +323,14 @@ class MemoryQueueBackend:
             return None
         with self._lock:
             q = self._q(queue)
-            self._promote(q, now_ms())
+            self._promote(q, steady_ms())
             rec = q.jobs.get(job_id)
             return None if rec is None else _snapshot(queue, rec)
 
     def counts(self, queue: str) -> dict[str, int]:
         with self._lock:
             q = self._q(queue)
-            self._promote(q, now_ms())
+            self._promote(q, steady_ms())
             counts = dict.fromkeys(STATES, 0)
             for rec in q.jobs.values():
                 counts[rec.state] += 1
@@ -338,7 +339,7 @@ class MemoryQueueBackend:
     def list_jobs(self, queue: str, state: str, limit: int) -> list[Job]:
         with self._lock:
             q = self._q(queue)
-            self._promote(q, now_ms())
+            self._promote(q, steady_ms())
             if state in ("completed", "dead"):
                 kept = q.completed if state == "completed" else q.dead
                 recs = list(kept.values())[::-1]
@@ -362,7 +363,7 @@ class MemoryQueueBackend:
             else:
                 rec = q.dead.get(job_id)
                 recs = [] if rec is None else [rec]
-            now = now_ms()
+            now = steady_ms()
             for rec in recs:
                 del q.dead[rec.id]
                 rec.attempts_made = rec.stall_count = 0

@@ -7,8 +7,8 @@ lookup is atomic) and filter expired entries themselves. The heap holds
 rewritten or deleted are stale and skipped (lazy deletion), and the heap is
 rebuilt from ``data`` when stale entries outnumber live ones.
 
-A named space (``memory://NAME``) is shared by every store opened on that name
-in this process and freed when the last of them closes.
+A named space (``memory://NAME``, one per namespace) is shared by every store opened on
+that name and namespace in this process, and freed when the last of them closes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import threading
 from typing import Any, Optional
 
 from jexkv import forks
-from jexkv.clock import now_ms
+from jexkv.clock import steady_ms
 from jexkv.memory.registry import Registry
 
 __all__ = ["MemorySpace", "acquire", "release"]
@@ -70,7 +70,7 @@ class MemorySpace:
         Small batches under the lock keep writers from waiting behind a big purge.
         """
         removed = 0
-        now = now_ms()
+        now = steady_ms()
         with self.lock:
             heap, data = self.heap, self.data
             while heap and heap[0][0] <= now and removed < limit:
@@ -100,11 +100,14 @@ class MemorySpace:
 _spaces = Registry()
 
 
-def acquire(name: str, purge_interval_ms: int) -> MemorySpace:
-    """The space for ``name`` ("" = a new private one), counting one more user."""
-    return _spaces.acquire(name, lambda: MemorySpace(purge_interval_ms))
+def acquire(name: str, namespace: str, purge_interval_ms: int) -> MemorySpace:
+    """The space for ``name`` and ``namespace`` (name "": a new private one), counting one
+    more user."""
+    return _spaces.acquire(
+        (name, namespace) if name else "", lambda: MemorySpace(purge_interval_ms)
+    )
 
 
-def release(name: str, space: MemorySpace) -> None:
+def release(name: str, namespace: str, space: MemorySpace) -> None:
     """One user fewer; the last one stops the purge thread and frees a named space."""
-    _spaces.release(name, space, MemorySpace.stop)
+    _spaces.release((name, namespace) if name else "", space, MemorySpace.stop)

@@ -17,12 +17,13 @@ from typing import Any
 
 from jexkv.codec import check_amount, check_key, check_text, check_ttl, decode, encode
 from jexkv.errors import ClosedError, SerializationError, WrongTypeError
+from jexkv.namespaces import check_namespace, key_prefix
 from jexkv.resp import ServerError
 from jexkv.resp.connect import AnyRedis
 
 __all__ = ["DEFAULT_NAMESPACE", "RedisKV"]
 
-DEFAULT_NAMESPACE = "jexkv:"  # where a store opened without a namespace keeps its keys
+DEFAULT_NAMESPACE = "jexkv"  # where a store opened without a namespace keeps its keys
 
 # INCRBY, then a TTL only when this call created the key (a fixed window).
 _INCR = """
@@ -56,7 +57,8 @@ class RedisKV:
         self, client: AnyRedis, *, namespace: str = DEFAULT_NAMESPACE, description: str = "redis"
     ) -> None:
         self._client = client
-        self._ns = check_text(namespace, "namespace")
+        self._ns = check_namespace(namespace)
+        self._prefix = key_prefix(self._ns)  # "<namespace>:", or "" for the whole database
         self._description = description
         self._closed = False
         self._incr = client.register_script(_INCR)
@@ -65,7 +67,7 @@ class RedisKV:
     def _key(self, key: object) -> str:
         if self._closed:
             raise ClosedError(f"this KV store on {self._description} is closed")
-        return self._ns + check_key(key)
+        return self._prefix + check_key(key)
 
     def _run(self, *args: Any) -> Any:
         return self._client.execute_command(*args)
@@ -97,14 +99,14 @@ class RedisKV:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
         check_text(prefix, "prefix")
-        return self._scan((self._ns + prefix).translate(_GLOB) + "*")
+        return self._scan((self._prefix + prefix).translate(_GLOB) + "*")
 
     def _scan(self, pattern: str) -> Iterator[str]:
         # SCAN may hand out a key twice (while the server rehashes): remember the keys
         # seen, so each one comes back once. Pages are fetched as the caller iterates
         # (on a cluster, every primary in turn).
         seen: set[bytes] = set()
-        cut = len(self._ns)
+        cut = len(self._prefix)
         for name in self._client.scan_iter(pattern, _SCAN_COUNT):
             if self._closed:
                 raise ClosedError(f"this KV store on {self._description} is closed")
@@ -185,8 +187,8 @@ class RedisKV:
             raise ClosedError(f"this KV store on {self._description} is closed")
         removed = 0
         batch: list[str] = []
-        for key in self._scan(self._ns.translate(_GLOB) + "*"):
-            batch.append(self._ns + key)
+        for key in self._scan(self._prefix.translate(_GLOB) + "*"):
+            batch.append(self._prefix + key)
             if len(batch) >= _SCAN_COUNT:
                 removed += self._unlink(batch)
                 batch = []

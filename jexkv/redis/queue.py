@@ -22,11 +22,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from jexkv.clock import now_ms
+from jexkv.clock import due_ms, now_ms
 from jexkv.codec import check_text, decode
 from jexkv.contracts import Claim
 from jexkv.errors import BackendError, ConfigError
 from jexkv.jobs import STATES, Backoff, Job, NewJob, is_job_id, job_from
+from jexkv.namespaces import check_namespace, qualify
 from jexkv.redis.job_hash import claimed_job, compact_json, hash_to_job, keep_opts, new_job_opts
 from jexkv.redis.scripts import KEY_NAMES, load_scripts, queue_keys
 from jexkv.resp import ServerError
@@ -181,7 +182,7 @@ class RedisQueueBackend:
         self._keep_dead = -1 if keep_dead is None else keep_dead
         self._plain_opts: dict[int, str] = {}  # attempts -> opts of a job with no other option
         self._prefix = check_text(prefix, "prefix")
-        self._ns = check_text(namespace, "namespace")
+        self._ns = check_namespace(namespace)
         self._scripts = load_scripts(client)
         self._keys: dict[str, tuple[list[str], str]] = {}
         self._waiters: dict[str, _Waiter] = {}
@@ -195,7 +196,7 @@ class RedisQueueBackend:
     def _queue(self, queue: str) -> tuple[list[str], str]:
         found = self._keys.get(queue)
         if found is None:
-            base = f"{self._prefix}:{self._ns}{queue}"
+            base = f"{self._prefix}:{qualify(self._ns, queue)}"
             keys = queue_keys(base)
             if len(self._client.slot_groups(keys)) > 1:  # only ever on a cluster
                 raise ConfigError(
@@ -259,8 +260,10 @@ class RedisQueueBackend:
                 waiter = self._waiters.get(queue)
                 if waiter is None:
                     keys, _ = self._queue(queue)
-                    encoded = base64.b64encode((self._ns + queue).encode()).decode()
-                    name = f"{self._prefix}:{encoded}"  # as BullMQ names its workers
+                    # As BullMQ names its workers: <prefix>:<base64(queue)>, where a Node
+                    # process sees a namespaced queue with the prefix <prefix>:<namespace>.
+                    encoded = base64.b64encode(queue.encode()).decode()
+                    name = f"{self._prefix}:{qualify(self._ns, encoded)}"
                     marker = keys[KEY_NAMES.index("marker")]
                     waiter = self._waiters[queue] = _Waiter(self._client, marker, name)
         return waiter
@@ -365,10 +368,10 @@ class RedisQueueBackend:
         token: str,
         error: str,
         traceback: str,
-        retry_at_ms: int | None,
+        retry_delay_ms: int | None,
         keep_dead: int | None,
     ) -> bool:
-        retry = -1 if retry_at_ms is None else retry_at_ms
+        retry = -1 if retry_delay_ms is None else due_ms(retry_delay_ms)
         keep = -1 if keep_dead is None else keep_dead
         return bool(self._run("fail", queue, job_id, token, error, traceback, retry, keep))
 

@@ -18,6 +18,7 @@ from typing import Any
 from jexkv.clock import now_ms
 from jexkv.codec import check_amount, check_key, check_text, check_ttl, decode, encode
 from jexkv.errors import ClosedError, WrongTypeError
+from jexkv.namespaces import check_namespace
 from jexkv.sqlite.db import Database
 
 __all__ = ["SQLiteKV"]
@@ -25,21 +26,25 @@ __all__ = ["SQLiteKV"]
 log = logging.getLogger("jexkv")
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
-_GET = f"SELECT value FROM kv WHERE key = ? AND {_LIVE}"
-_SET = "INSERT OR REPLACE INTO kv (key, value, expires_at) VALUES (?, ?, ?)"
+_ONE = "ns = ? AND key = ?"  # every statement names its namespace: two never meet
+# Values are read as their UTF-8 bytes (CAST … AS BLOB) and decoded by codec.decode, in
+# chunks when large: sqlite3's own text decoding peaks at up to 6x a non-ASCII value.
+_VALUE = "CAST(value AS BLOB)"
+_GET = f"SELECT {_VALUE} FROM kv WHERE {_ONE} AND {_LIVE}"
+_SET = "INSERT OR REPLACE INTO kv (ns, key, value, expires_at) VALUES (?, ?, ?, ?)"
 _SET_NX = (
-    "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
-    " SET value = excluded.value, expires_at = excluded.expires_at"
+    "INSERT INTO kv (ns, key, value, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (ns, key)"
+    " DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
     " WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?"
 )
-_SET_XX = f"UPDATE kv SET value = ?, expires_at = ? WHERE key = ? AND {_LIVE}"
-_EXISTS = f"SELECT 1 FROM kv WHERE key = ? AND {_LIVE}"
-_TTL = f"SELECT expires_at FROM kv WHERE key = ? AND {_LIVE}"
-_DELETE = f"DELETE FROM kv WHERE key = ? AND {_LIVE}"
-_EXPIRE = f"UPDATE kv SET expires_at = ? WHERE key = ? AND {_LIVE}"
-_PERSIST = "UPDATE kv SET expires_at = NULL WHERE key = ? AND expires_at > ?"
-_POP = "SELECT value, expires_at FROM kv WHERE key = ?"
-_VACUUM = "DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires_at <= ? LIMIT ?)"
+_SET_XX = f"UPDATE kv SET value = ?, expires_at = ? WHERE {_ONE} AND {_LIVE}"
+_EXISTS = f"SELECT 1 FROM kv WHERE {_ONE} AND {_LIVE}"
+_TTL = f"SELECT expires_at FROM kv WHERE {_ONE} AND {_LIVE}"
+_DELETE = f"DELETE FROM kv WHERE {_ONE} AND {_LIVE}"
+_EXPIRE = f"UPDATE kv SET expires_at = ? WHERE {_ONE} AND {_LIVE}"
+_PERSIST = f"UPDATE kv SET expires_at = NULL WHERE {_ONE} AND expires_at > ?"
+_POP = f"SELECT {_VALUE}, expires_at FROM kv WHERE {_ONE}"
+_VACUUM = "DELETE FROM kv WHERE (ns, key) IN (SELECT ns, key FROM kv WHERE expires_at <= ? LIMIT ?)"
 _CHUNK = 500  # keys per statement or page: well under SQLite's variable limit
 
 
@@ -58,12 +63,12 @@ def _prefix_end(prefix: str) -> str | None:
     return None
 
 
-def _range(start: str) -> tuple[str, tuple[Any, ...]]:
-    """SQL condition and parameters for keys starting with ``start``."""
+def _range(ns: str, start: str) -> tuple[str, tuple[Any, ...]]:
+    """SQL condition and parameters for the keys of namespace ``ns`` starting with ``start``."""
     end = _prefix_end(start)
     if end is None:
-        return "key >= ?", (start,)
-    return "key >= ? AND key < ?", (start, end)
+        return "ns = ? AND key >= ?", (ns, start)
+    return "ns = ? AND key >= ? AND key < ?", (ns, start, end)
 
 
 class SQLiteKV:
@@ -80,7 +85,7 @@ class SQLiteKV:
     ) -> None:
         self._db = Database(path, busy_timeout_ms=busy_timeout_ms)
         self.path = self._db.path
-        self._ns = check_text(namespace, "namespace")
+        self._ns = check_namespace(namespace)
         self._closed = False
         self._vacuum_batch = vacuum_batch
         self._stop = threading.Event()
@@ -95,7 +100,7 @@ class SQLiteKV:
     def _key(self, key: object) -> str:
         if self._closed:
             raise ClosedError(f"this KV store on {self.path} is closed")
-        return self._ns + check_key(key)
+        return check_key(key)
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         rows = self._db.read(sql, params)
@@ -104,31 +109,30 @@ class SQLiteKV:
     # -- reads -----------------------------------------------------------------------
 
     def get(self, key: str, default: Any = None) -> Any:
-        rows = self._db.read(_GET, (self._key(key), now_ms()))
+        rows = self._db.read(_GET, (self._ns, self._key(key), now_ms()))
         return decode(rows[0][0], key) if rows else default
 
     def exists(self, key: str) -> bool:
-        return bool(self._db.read(_EXISTS, (self._key(key), now_ms())))
+        return bool(self._db.read(_EXISTS, (self._ns, self._key(key), now_ms())))
 
     def ttl_ms(self, key: str) -> int:
-        full = self._key(key)
+        name = self._key(key)
         now = now_ms()
-        row = self._one(_TTL, (full, now))
+        row = self._one(_TTL, (self._ns, name, now))
         if row is None:
             return -2
         return -1 if row[0] is None else int(row[0]) - now
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        fulls = {self._key(key): key for key in keys}
-        names = list(fulls)
+        names = list(dict.fromkeys(self._key(key) for key in keys))
         now = now_ms()
         found = {}
         for i in range(0, len(names), _CHUNK):
             chunk = names[i : i + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT key, value FROM kv WHERE key IN ({marks}) AND {_LIVE}"
-            for full, text in self._db.read(sql, (*chunk, now)):
-                found[fulls[full]] = decode(text, fulls[full])
+            sql = f"SELECT key, {_VALUE} FROM kv WHERE ns = ? AND key IN ({marks}) AND {_LIVE}"
+            for name, data in self._db.read(sql, (self._ns, *chunk, now)):
+                found[name] = decode(data, name)
         return found
 
     def keys(self, prefix: str = "") -> Iterator[str]:
@@ -137,20 +141,19 @@ class SQLiteKV:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
         check_text(prefix, "prefix")
-        return self._iter_keys(self._ns + prefix)
+        return self._iter_keys(prefix)
 
     def _iter_keys(self, start: str) -> Iterator[str]:
         # Keyset pages: no read transaction stays open while the caller iterates.
-        cond, params = _range(start)
+        cond, params = _range(self._ns, start)
         first = f"SELECT key FROM kv WHERE {cond} AND {_LIVE} ORDER BY key LIMIT {_CHUNK}"
         more = (
             f"SELECT key FROM kv WHERE key > ? AND {cond} AND {_LIVE} ORDER BY key LIMIT {_CHUNK}"
         )
-        cut = len(self._ns)
         rows = self._db.read(first, (*params, now_ms()))
         while rows:
-            for (full,) in rows:
-                yield full[cut:]
+            for (name,) in rows:
+                yield name
             if len(rows) < _CHUNK:
                 return
             if self._closed:
@@ -168,73 +171,74 @@ class SQLiteKV:
         nx: bool = False,
         xx: bool = False,
     ) -> bool:
-        full = self._key(key)
+        name = self._key(key)
         text = encode(value)
         now = now_ms()
         expires_at = None if ttl_ms is None else now + check_ttl(ttl_ms)
         if nx:
             if xx:
                 raise ValueError("set: nx and xx exclude each other")
-            return self._db.write(_SET_NX, (full, text, expires_at, now)) > 0
+            return self._db.write(_SET_NX, (self._ns, name, text, expires_at, now)) > 0
         if xx:
-            return self._db.write(_SET_XX, (text, expires_at, full, now)) > 0
-        self._db.write(_SET, (full, text, expires_at))
+            return self._db.write(_SET_XX, (text, expires_at, self._ns, name, now)) > 0
+        self._db.write(_SET, (self._ns, name, text, expires_at))
         return True
 
     def set_many(self, mapping: Mapping[str, Any], *, ttl_ms: int | None = None) -> None:
         items = [(self._key(key), encode(value)) for key, value in mapping.items()]
         expires_at = None if ttl_ms is None else now_ms() + check_ttl(ttl_ms)
-        rows = [(full, text, expires_at) for full, text in items]
+        rows = [(self._ns, name, text, expires_at) for name, text in items]
         if rows:
             self._db.transaction(lambda conn: conn.executemany(_SET, rows))
 
     def delete(self, *keys: str) -> int:
-        fulls = [self._key(key) for key in keys]
+        names = [self._key(key) for key in keys]
         now = now_ms()
-        if len(fulls) == 1:
-            return self._db.write(_DELETE, (fulls[0], now))
-        rows = [(full, now) for full in fulls]
+        if len(names) == 1:
+            return self._db.write(_DELETE, (self._ns, names[0], now))
+        rows = [(self._ns, name, now) for name in names]
         return self._db.transaction(lambda conn: conn.executemany(_DELETE, rows).rowcount)
 
     def expire(self, key: str, ttl_ms: int) -> bool:
-        full = self._key(key)
+        name = self._key(key)
         ttl = check_ttl(ttl_ms)
         now = now_ms()
-        return self._db.write(_EXPIRE, (now + ttl, full, now)) > 0
+        return self._db.write(_EXPIRE, (now + ttl, self._ns, name, now)) > 0
 
     def persist(self, key: str) -> bool:
-        return self._db.write(_PERSIST, (self._key(key), now_ms())) > 0
+        return self._db.write(_PERSIST, (self._ns, self._key(key), now_ms())) > 0
 
     def incr(self, key: str, amount: int = 1, *, ttl_ms: int | None = None) -> int:
-        full = self._key(key)
+        name = self._key(key)
+        ns = self._ns
         check_amount(amount)
         ttl = None if ttl_ms is None else check_ttl(ttl_ms)
 
         def add(conn: sqlite3.Connection) -> int:
             now = now_ms()
-            row = conn.execute(_GET, (full, now)).fetchone()
+            row = conn.execute(_GET, (ns, name, now)).fetchone()
             if row is None:
                 expires_at = None if ttl is None else now + ttl
-                conn.execute(_SET, (full, str(amount), expires_at))
+                conn.execute(_SET, (ns, name, str(amount), expires_at))
                 return amount
             current = decode(row[0], key)
             if type(current) is not int:
                 raise WrongTypeError(f"incr: the value of {key!r} is not an int")
-            conn.execute("UPDATE kv SET value = ? WHERE key = ?", (str(current + amount), full))
+            conn.execute(f"UPDATE kv SET value = ? WHERE {_ONE}", (str(current + amount), ns, name))
             return current + amount
 
         return self._db.transaction(add)
 
     def pop(self, key: str, default: Any = None) -> Any:
-        full = self._key(key)
+        one = (self._ns, self._key(key))
 
         missing = object()
 
         def take(conn: sqlite3.Connection) -> Any:
-            row = conn.execute(_POP, (full,)).fetchone()
+            row = conn.execute(_POP, one).fetchone()
             if row is None:
                 return missing
-            conn.execute("DELETE FROM kv WHERE key = ?", (full,))
+            conn.execute(f"DELETE FROM kv WHERE {_ONE}", one)
             if row[1] is not None and row[1] <= now_ms():
                 return missing  # expired: gone either way
             # Decoded before the commit: a value that is not JSON raises, and the
@@ -247,7 +251,7 @@ class SQLiteKV:
     def clear(self) -> int:
         if self._closed:
             raise ClosedError(f"this KV store on {self.path} is closed")
-        cond, params = _range(self._ns)
+        cond, params = "ns = ?", (self._ns,)
 
         def wipe(conn: sqlite3.Connection) -> int:
             live = conn.execute(

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from jexkv.clock import due_ms, now_ms
-from jexkv.codec import check_text, encode
+from jexkv.codec import encode
 from jexkv.contracts import Claim
 from jexkv.jobs import STATES, Job, NewJob, is_job_id, stalled_error
+from jexkv.namespaces import check_namespace, qualify
 from jexkv.sqlite.db import Database
 from jexkv.sqlite.job_rows import (
     CLAIM_RETURNING,
@@ -48,7 +49,7 @@ _PROMOTE_BATCH = 1000  # delayed jobs made ready per fetch, at most
 class SQLiteQueueBackend:
     def __init__(self, db: Database, namespace: str = "") -> None:
         self._db = db
-        self._ns = check_text(namespace, "namespace")
+        self._ns = check_namespace(namespace)
         self._cond = threading.Condition()
         self._adds = 0  # bumped (under _cond) whenever this process makes a job ready
         self._local = threading.local()
@@ -69,7 +70,7 @@ class SQLiteQueueBackend:
     # -- adding and fetching -----------------------------------------------------------
 
     def add(self, queue: str, jobs: Sequence[NewJob]) -> list[Job]:
-        full = self._ns + queue
+        full = qualify(self._ns, queue)
 
         def insert(conn: sqlite3.Connection) -> list[Job]:
             now = now_ms()
@@ -97,7 +98,7 @@ class SQLiteQueueBackend:
         return added
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
-        full = self._ns + queue
+        full = qualify(self._ns, queue)
         with self._cond:
             adds = self._adds
         version = self._db.read("PRAGMA data_version")[0][0]
@@ -180,7 +181,7 @@ class SQLiteQueueBackend:
         next_lease_ms: int,
         next_limit: int,
     ) -> tuple[list[str], list[Claim]]:
-        full = self._ns + queue
+        full = qualify(self._ns, queue)
 
         def finish(conn: sqlite3.Connection) -> tuple[list[str], list[tuple[str, Any]]]:
             now = now_ms()
@@ -207,7 +208,7 @@ class SQLiteQueueBackend:
         return lost, [(row_to_job(queue, row), token) for token, row in claimed]
 
     def release(self, queue: str, held: Sequence[tuple[str, str]]) -> None:
-        full = self._ns + queue
+        full = qualify(self._ns, queue)
 
         def hand_back(conn: sqlite3.Connection) -> None:
             for job_id, token in held:
@@ -229,20 +230,20 @@ class SQLiteQueueBackend:
         token: str,
         error: str,
         traceback: str,
-        retry_at_ms: int | None,
+        retry_delay_ms: int | None,
         keep_dead: int | None,
     ) -> bool:
-        full = self._ns + queue
+        full = qualify(self._ns, queue)
         cond, params = id_match(full, job_id)
         held = f"{cond} AND state = 'active' AND lease_token = ?"
 
         def record(conn: sqlite3.Connection) -> bool:
             now = now_ms()
-            if retry_at_ms is None:
+            if retry_delay_ms is None:
                 state, due, finished = "dead", None, now
             else:
-                state = "delayed" if retry_at_ms > now else "waiting"
-                due, finished = retry_at_ms, None
+                due, finished = due_ms(retry_delay_ms), None
+                state = "delayed" if due > now else "waiting"
             done = conn.execute(
                 "UPDATE jobs SET state = ?, due_at = coalesce(?, due_at), finished_at = ?,"
                 " error = ?, traceback = ?, attempts_made = attempts_made + 1,"
@@ -254,12 +255,12 @@ class SQLiteQueueBackend:
             return done > 0
 
         done = self._db.transaction(record)
-        if done and retry_at_ms is not None:
+        if done and retry_delay_ms is not None:
             self._signal()
         return done
 
     def extend(self, queue: str, held: Sequence[tuple[str, str]], lease_ms: int) -> list[str]:
-        full = self._ns + queue
+        full = qualify(self._ns, queue)
 
         def renew(conn: sqlite3.Connection) -> list[str]:
             until = now_ms() + lease_ms
@@ -279,7 +280,7 @@ class SQLiteQueueBackend:
     def recover_stalled(
         self, queue: str, max_stalls: int, interval_ms: int, keep_dead: int | None
     ) -> int:
-        full = self._ns + queue
+        full = qualify(self._ns, queue)
 
         def recover(conn: sqlite3.Connection) -> int:
             now = now_ms()
@@ -328,12 +329,12 @@ class SQLiteQueueBackend:
     def get(self, queue: str, job_id: str) -> Job | None:
         if not is_job_id(job_id):
             return None
-        cond, params = id_match(self._ns + queue, job_id)
+        cond, params = id_match(qualify(self._ns, queue), job_id)
         rows = self._db.read(f"SELECT {COLUMNS} FROM jobs WHERE {cond}", params)
         return row_to_job(queue, rows[0]) if rows else None
 
     def counts(self, queue: str) -> dict[str, int]:
-        full = self._ns + queue
+        full = qualify(self._ns, queue)
         now = now_ms()
         count = "(SELECT count(*) FROM jobs WHERE queue = ? AND state = '{}'{})"
         parts = [
@@ -351,7 +352,7 @@ class SQLiteQueueBackend:
         return dict(zip(STATES, (waiting + due, delayed, active, completed, dead)))
 
     def list_jobs(self, queue: str, state: str, limit: int) -> list[Job]:
-        full, now = self._ns + queue, now_ms()
+        full, now = qualify(self._ns, queue), now_ms()
         if state == "waiting":  # due delayed jobs are waiting too (the next fetch moves them)
             sql = (
                 f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'waiting' UNION ALL"
@@ -376,7 +377,7 @@ class SQLiteQueueBackend:
     def retry_dead(self, queue: str, job_id: str | None) -> int:
         if job_id is not None and not is_job_id(job_id):
             return 0
-        full = self._ns + queue
+        full = qualify(self._ns, queue)
         cond, params = ("queue = ?", (full,)) if job_id is None else id_match(full, job_id)
         retried = self._db.write(
             "UPDATE jobs SET state = 'waiting', due_at = ?, attempts_made = 0, stall_count = 0,"
@@ -390,11 +391,11 @@ class SQLiteQueueBackend:
 
     def purge_dead(self, queue: str) -> int:
         return self._db.write(
-            "DELETE FROM jobs WHERE queue = ? AND state = 'dead'", (self._ns + queue,)
+            "DELETE FROM jobs WHERE queue = ? AND state = 'dead'", (qualify(self._ns, queue),)
         )
 
     def set_paused(self, queue: str, paused: bool) -> None:
-        full = self._ns + queue
+        full = qualify(self._ns, queue)
         if paused:
             self._db.write("INSERT OR IGNORE INTO queue_pauses (queue) VALUES (?)", (full,))
         else:
@@ -402,7 +403,7 @@ class SQLiteQueueBackend:
             self._signal()
 
     def is_paused(self, queue: str) -> bool:
-        return bool(self._db.read(PAUSED, (self._ns + queue,)))
+        return bool(self._db.read(PAUSED, (qualify(self._ns, queue),)))
 
     def close(self) -> None:
         self._db.close()

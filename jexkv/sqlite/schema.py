@@ -51,40 +51,47 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         # The paused queues: no worker of any process claims their jobs.
         "CREATE TABLE queue_pauses (queue TEXT PRIMARY KEY) WITHOUT ROWID",
     ),
+    4: (
+        # Each key in its namespace, a column of its own: two namespaces never meet, and the
+        # default one ("") is a namespace like the others, not the root of all of them. Rows
+        # of earlier versions (their namespace was a raw prefix of the key) keep their full
+        # key in the default namespace (README, "Namespaces").
+        "CREATE TABLE kv_by_ns (ns TEXT NOT NULL DEFAULT '', key TEXT NOT NULL,"
+        " value TEXT NOT NULL, expires_at INTEGER, PRIMARY KEY (ns, key)) WITHOUT ROWID",
+        "INSERT INTO kv_by_ns (ns, key, value, expires_at) SELECT '', key, value, expires_at"
+        " FROM kv",
+        "DROP TABLE kv",
+        "ALTER TABLE kv_by_ns RENAME TO kv",
+        "CREATE INDEX kv_expires_at ON kv (expires_at) WHERE expires_at IS NOT NULL",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
-# The columns each of our tables has at every version since it appeared.
-_TABLES: dict[str, tuple[int, tuple[str, ...]]] = {
-    "kv": (1, ("key", "value", "expires_at")),
+# The columns of each of our tables, from the version that gave it those columns on.
+_TABLES: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = {
+    "kv": ((1, ("key", "value", "expires_at")), (4, ("ns", "key", "value", "expires_at"))),
     "jobs": (
-        2,
         (
-            "seq",
-            "queue",
-            "custom_id",
-            "name",
-            "payload",
-            "state",
-            "priority",
-            "due_at",
-            "attempts",
-            "attempts_made",
-            "backoff",
-            "lease_token",
-            "lease_until",
-            "stall_count",
-            "error",
-            "traceback",
-            "result",
-            "created_at",
-            "processed_at",
-            "finished_at",
+            2,
+            tuple(
+                "seq queue custom_id name payload state priority due_at attempts attempts_made"
+                " backoff lease_token lease_until stall_count error traceback result created_at"
+                " processed_at finished_at".split()
+            ),
         ),
     ),
-    "queue_checks": (2, ("queue", "next_stall_check")),
-    "queue_pauses": (3, ("queue",)),
+    "queue_checks": ((2, ("queue", "next_stall_check")),),
+    "queue_pauses": ((3, ("queue",)),),
 }
+
+
+def _expected(name: str, version: int) -> tuple[str, ...] | None:
+    """The columns of table ``name`` at schema ``version`` (None: not there yet)."""
+    columns = None
+    for since, names in _TABLES[name]:
+        if version >= since:
+            columns = names
+    return columns
 
 
 def check(conn: sqlite3.Connection, path: str) -> int:
@@ -128,8 +135,9 @@ def check(conn: sqlite3.Connection, path: str) -> int:
             f"{path} holds tables jexkv did not create ({', '.join(sorted(tables))}); "
             "refusing to write into it: give jexkv a file of its own"
         )
-    for name, (since, expected) in _TABLES.items():
-        if version >= since and columns.get(name) != expected:
+    for name in _TABLES:
+        expected = _expected(name, version)
+        if expected is not None and columns.get(name) != expected:
             raise BackendUnavailable(
                 f"{path} says jexkv schema version {version}, but its table {name!r} does not "
                 f"match (columns {columns.get(name)}, expected {expected}); refusing it"

@@ -1522,3 +1522,16 @@ def test_payload_and_result_with_lone_surrogates_round_trip(open_queue_on_same_b
     final = q.get_job(QUEUE, "lone-1")
     assert final.payload == payload
     assert final.result == [payload, "\udc00"]
+
+
+def test_an_error_message_with_a_lone_surrogate_is_kept_escaped(q):
+    def handle(job):
+        raise RuntimeError("bad byte \udc80 in input")  # e.g. a filename read with surrogateescape
+
+    q.register_worker(QUEUE, handle)
+    job = q.enqueue(QUEUE, "task")
+    assert wait_for(lambda: q.counts(QUEUE)["dead"] == 1, timeout=WAIT)
+    dead = q.get_job(QUEUE, job.id)
+    assert dead.error == "RuntimeError: bad byte \\udc80 in input"
+    assert "bad byte \\udc80 in input" in dead.traceback
+    assert q.counts(QUEUE) == {**NO_JOBS, "dead": 1}  # the worker lives on

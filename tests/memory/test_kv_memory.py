@@ -34,12 +34,12 @@ def test_purge_thread_removes_expired_entries_on_its_own() -> None:
         kv.set("short", 1, ttl_ms=30)
         kv.set("long", 2, ttl_ms=60_000)
         kv.set("plain", 3)
-        data = kv._space.data
-        assert "ns:short" in data
-        assert wait_for(lambda: "ns:short" not in data)
-        assert set(data) == {"ns:long", "ns:plain"}
-        assert data["ns:plain"][1] is None
-        assert data["ns:long"][1] is not None
+        data = kv._space.data  # the namespace's own space
+        assert "short" in data
+        assert wait_for(lambda: "short" not in data)
+        assert set(data) == {"long", "plain"}
+        assert data["plain"][1] is None
+        assert data["long"][1] is not None
 
 
 def _heap_bound(live_ttl_keys: int) -> int:

@@ -72,11 +72,14 @@ def test_pragmas_and_schema(tmp_path: pathlib.Path) -> None:
     assert _raw(path, "PRAGMA auto_vacuum")[0][0] == 2
     assert int(_raw(path, "PRAGMA user_version")[0][0]) > 0  # type: ignore[call-overload]
     columns = [row[1] for row in _raw(path, "PRAGMA table_info(kv)")]
-    assert columns == ["key", "value", "expires_at"]
-    rows = {row[0]: (row[1], row[2]) for row in _raw(path, "SELECT key, value, expires_at FROM kv")}
-    assert json.loads(rows["ns:k"][0]) == {"a": [1, 2]}  # type: ignore[arg-type]
-    assert t0 + 60_000 <= rows["ns:k"][1] <= t1 + 60_000 + 1  # type: ignore[operator]
-    assert rows["ns:plain"] == ('"v"', None)
+    assert columns == ["ns", "key", "value", "expires_at"]
+    rows = {
+        (row[0], row[1]): (row[2], row[3])
+        for row in _raw(path, "SELECT ns, key, value, expires_at FROM kv")
+    }
+    assert json.loads(rows["ns", "k"][0]) == {"a": [1, 2]}  # type: ignore[arg-type]
+    assert t0 + 60_000 <= rows["ns", "k"][1] <= t1 + 60_000 + 1  # type: ignore[operator]
+    assert rows["ns", "plain"] == ('"v"', None)
 
 
 def _snapshot(path: pathlib.Path) -> tuple[bytes, int, int, list[str]]:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import jexkv
+from jexkv.sqlite.schema import SCHEMA_VERSION
 from tests.helpers import wait_for
 
 DEADLINE = 60.0  # seconds: the longest any single wait in this file may take
@@ -77,7 +78,7 @@ def test_kv_and_queue_share_one_file(tmp_path: pathlib.Path, queue_first: bool) 
     finally:
         q.close()
         kv.close()
-    assert _user_version(path) == 3
+    assert _user_version(path) == SCHEMA_VERSION
     assert {"kv", "jobs", "queue_pauses"} <= _tables(path)
     with jexkv.open_kv(url) as kv2, jexkv.open_queue(url) as q2:
         assert kv2.get("greeting") is None
@@ -114,7 +115,7 @@ def test_a_version_1_kv_file_is_upgraded_in_place(tmp_path: pathlib.Path) -> Non
         assert q.counts("up")["waiting"] == 1
         got = q.get_job("up", job.id)
         assert got is not None and got.payload == {"a": 1}
-    assert _user_version(path) == 3
+    assert _user_version(path) == SCHEMA_VERSION
     assert {"kv", "jobs", "queue_pauses"} <= _tables(path)
     assert sorted(_raw(path, "SELECT key, value, expires_at FROM kv")) == [
         ("old", '{"from": "v1"}', None),
@@ -128,4 +129,4 @@ def test_a_version_1_kv_file_is_upgraded_in_place(tmp_path: pathlib.Path) -> Non
         assert kv.get("new") is True
     with jexkv.open_queue(url) as q:
         assert q.counts("up")["waiting"] == 1  # reopening does not migrate again
-    assert _user_version(path) == 3
+    assert _user_version(path) == SCHEMA_VERSION
