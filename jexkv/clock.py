@@ -21,7 +21,18 @@ import time
 __all__ = ["due_ms", "now_ms", "steady_due_ms", "steady_ms"]
 
 _BUILTIN = type(time.monotonic)  # a C function; a test tool's replacement is not one
-_anchor: list[float] = []  # the wall clock minus the monotonic one, read on first use
+
+
+def _anchor() -> float:
+    """The wall clock minus the monotonic one, read from the clocks themselves (which test
+    tools leave alone), so it is right even when jexkv is imported under freezegun."""
+    clock = getattr(time, "clock_gettime", None)
+    if clock is not None and hasattr(time, "CLOCK_MONOTONIC"):
+        return float(clock(time.CLOCK_REALTIME) - clock(time.CLOCK_MONOTONIC))
+    return time.time() - time.monotonic()
+
+
+_ANCHOR = _anchor()
 
 
 def now_ms() -> int:
@@ -39,20 +50,17 @@ def due_ms(delay_ms: int) -> int:
     return math.ceil(time.time() * 1000.0 - 0.001) + delay_ms
 
 
-def _steady_s() -> float:
-    monotonic = time.monotonic
-    if type(monotonic) is not _BUILTIN:
-        return time.time()  # a test tool moves time: follow it
-    if not _anchor:
-        _anchor.append(time.time() - monotonic())
-    return _anchor[0] + monotonic()
-
-
 def steady_ms() -> int:
     """Milliseconds since the epoch on a clock that never steps (see the module's rules)."""
-    return int(_steady_s() * 1000.0 + 0.001)
+    monotonic = time.monotonic
+    if type(monotonic) is _BUILTIN:
+        return int((_ANCHOR + monotonic()) * 1000.0 + 0.001)
+    return int(time.time() * 1000.0 + 0.001)  # a test tool moves time: follow its wall clock
 
 
 def steady_due_ms(delay_ms: int) -> int:
     """:func:`due_ms` on the steady clock."""
-    return math.ceil(_steady_s() * 1000.0 - 0.001) + delay_ms
+    monotonic = time.monotonic
+    if type(monotonic) is _BUILTIN:
+        return math.ceil((_ANCHOR + monotonic()) * 1000.0 - 0.001) + delay_ms
+    return due_ms(delay_ms)

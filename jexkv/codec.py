@@ -88,6 +88,7 @@ def _make_encoder() -> Callable[[object], str]:
 
 
 _encode = _make_encoder()
+_encode_str = json.encoder.encode_basestring  # a str as a JSON string, non-ASCII as itself
 
 # Types that are immutable and map to themselves through JSON.
 _SCALARS = frozenset({str, int, bool, type(None)})
@@ -183,6 +184,8 @@ def encode(value: object) -> str:
     """The JSON text of ``value``; SerializationError if JSON cannot carry it exactly."""
     if value is None:
         return "null"  # what most job handlers return
+    if type(value) is str:  # one copy of a large text, not the encoder's two
+        return printable(_encode_str(value))
     try:
         if isinstance(value, (dict, list, tuple)):
             _check_containers(value, set(), value)
@@ -216,11 +219,13 @@ def decode(text: str | bytes, key: str | None = None) -> Any:
     ``key`` when one is given, so the caller learns which entry is foreign.
     """
     try:
-        if isinstance(text, str):
-            return _decode(text)
-        if len(text) > _CHUNK and not text.isascii():
-            return _decode(_utf8_in_chunks(text))
-        return _decode(text.decode("utf-8"))
+        if not isinstance(text, str):
+            # Rebound, so that bytes no caller holds any more are freed before the parse.
+            if len(text) > _CHUNK and not text.isascii():
+                text = _utf8_in_chunks(text)
+            else:
+                text = text.decode("utf-8")
+        return _decode(text)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         where = "a stored value" if key is None else f"the value of key {key!r}"
         raise SerializationError(

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from jexkv.codec import check_int, check_text, encode
+from jexkv.codec import check_int, check_text, decode, encode
 
 __all__ = [
     "RESERVED_IDS",
@@ -150,6 +150,12 @@ def job_from(*values: Any) -> Job:
     return job
 
 
+_NO_VALUE: Any = object()
+# Payloads that come back from JSON as the very value given (immutable, and equal to their
+# round trip), so the Job that enqueue returns may hold them as they are.
+_AS_GIVEN = frozenset({str, int, bool, float, type(None)})  # float: finite, or encode refused it
+
+
 @dataclass(frozen=True)
 class NewJob:
     """A checked enqueue request; ``payload`` is JSON text, ``backoff`` a dict or None."""
@@ -161,6 +167,12 @@ class NewJob:
     backoff: dict[str, Any] | None
     priority: int
     job_id: str | None
+    given: Any = _NO_VALUE  # the caller's payload, when it is one of _AS_GIVEN
+
+    def payload_value(self) -> Any:
+        """The payload as a job shows it: the caller's own object where JSON would give
+        back an equal one (no second copy of a large text), else decoded from the JSON."""
+        return decode(self.payload) if self.given is _NO_VALUE else self.given
 
 
 def _check_name(what: str, value: object) -> str:
@@ -222,6 +234,7 @@ def new_job(
         backoff=_check_backoff(backoff),
         priority=check_int(priority, "priority", 0),
         job_id=job_id,  # type: ignore[arg-type]  # a str, checked above
+        given=payload if type(payload) in _AS_GIVEN else _NO_VALUE,
     )
 
 

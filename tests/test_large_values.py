@@ -34,3 +34,20 @@ def test_reading_large_utf8_bytes_takes_about_twice_the_text():
     assert got == [value, "\ud800"]
     # CPython's one-shot decode of such text peaks near 6x its UTF-8 size.
     assert peak < 4 * len(data)
+
+
+def test_the_sqlite_queue_keeps_a_large_payload_near_twice_its_size(tmp_path):
+    # Measured for a 50 MB value (benchmarks/large_values.py): 8.6x its UTF-8 size before
+    # the payload was read back after the insert and through sqlite3's own text decoding;
+    # 4.2x now (2.6x its size as a str, which is 1.6x the UTF-8 here).
+    import jexkv
+
+    value = "ü€😀a" * (MB // 2)  # 5 MB of UTF-8, 8 MB as a str
+    utf8 = len(value.encode())
+    with jexkv.open_queue(f"sqlite:///{tmp_path}/big.db") as queue:
+        job, added = peak_of(lambda: queue.enqueue("big", "task", value))
+        assert job.payload == value
+        got, read = peak_of(lambda: queue.get_job("big", job.id))
+        assert got is not None and got.payload == value
+    assert added < 6 * utf8
+    assert read < 6 * utf8

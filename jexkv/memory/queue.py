@@ -82,12 +82,13 @@ class MemoryQueueSpace:
         return q
 
 
-def _snapshot(queue: str, rec: _Rec) -> Job:
+def _snapshot(queue: str, rec: _Rec, new: NewJob | None = None) -> Job:
+    """The Job of ``rec``; ``new``: the request that just added it, whose payload it shows."""
     return job_from(
         rec.id,
         queue,
         rec.name,
-        decode(rec.payload),
+        decode(rec.payload) if new is None else new.payload_value(),
         rec.attempts,
         rec.attempts_made,
         rec.priority,
@@ -184,7 +185,7 @@ class MemoryQueueBackend:
                 )
                 q.jobs[rec.id] = rec
                 self._schedule(q, rec, steady_due_ms(new.delay_ms) if new.delay_ms else now, now)
-                added.append(_snapshot(queue, rec))
+                added.append(_snapshot(queue, rec, new))
             return added
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:

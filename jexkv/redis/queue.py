@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jexkv.clock import due_ms, now_ms
-from jexkv.codec import check_text, decode
+from jexkv.codec import check_text
 from jexkv.contracts import Claim
 from jexkv.errors import BackendError, ConfigError
 from jexkv.jobs import STATES, Backoff, Job, NewJob, is_job_id, job_from
@@ -296,7 +296,7 @@ class RedisQueueBackend:
                 new.job_id or str(first + i),
                 queue,
                 new.name,
-                decode(new.payload),
+                new.payload_value(),
                 new.attempts,
                 0,
                 new.priority,

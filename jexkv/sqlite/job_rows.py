@@ -12,7 +12,7 @@ from typing import Any
 
 from jexkv.clock import now_ms
 from jexkv.codec import decode
-from jexkv.jobs import Backoff, Job, job_from
+from jexkv.jobs import Backoff, Job, NewJob, job_from
 
 __all__ = [
     "CLAIM_RETURNING",
@@ -23,12 +23,16 @@ __all__ = [
     "PROMOTE",
     "READY",
     "id_match",
+    "new_job_snapshot",
     "row_to_job",
 ]
 
+# Payloads and results are read as their UTF-8 bytes and decoded by codec.decode (in chunks
+# when large): sqlite3's own decoding of a large non-ASCII text peaks at 6x its size.
 COLUMNS = (
-    "seq, custom_id, name, payload, state, priority, due_at, attempts, attempts_made,"
-    " backoff, stall_count, error, traceback, result, created_at, processed_at, finished_at"
+    "seq, custom_id, name, CAST(payload AS BLOB), state, priority, due_at, attempts,"
+    " attempts_made, backoff, stall_count, error, traceback, CAST(result AS BLOB), created_at,"
+    " processed_at, finished_at"
 )
 INSERT = (
     "INSERT OR IGNORE INTO jobs (queue, custom_id, name, payload, state, priority, due_at,"
@@ -85,4 +89,27 @@ def row_to_job(queue: str, row: Sequence[Any]) -> Job:
         Backoff.from_dict(None if backoff is None else decode(backoff)),
         processed_at,
         finished_at,
+    )
+
+
+def new_job_snapshot(queue: str, new: NewJob, seq: int, state: str, due_at: int, now: int) -> Job:
+    """The Job snapshot of a row just inserted for ``new``, built from what was written."""
+    return job_from(
+        new.job_id or str(seq),
+        queue,
+        new.name,
+        new.payload_value(),
+        new.attempts,
+        0,
+        new.priority,
+        now,
+        state,
+        None,
+        None,
+        due_at,
+        None,
+        0,
+        Backoff.from_dict(new.backoff),
+        None,
+        None,
     )

@@ -110,7 +110,8 @@ class SQLiteKV:
 
     def get(self, key: str, default: Any = None) -> Any:
         rows = self._db.read(_GET, (self._ns, self._key(key), now_ms()))
-        return decode(rows[0][0], key) if rows else default
+        # Popped: the bytes are then held by decode() alone, which frees them before the parse.
+        return decode(rows.pop()[0], key) if rows else default
 
     def exists(self, key: str) -> bool:
         return bool(self._db.read(_EXISTS, (self._ns, self._key(key), now_ms())))

@@ -35,6 +35,7 @@ from jexkv.sqlite.job_rows import (
     PROMOTE,
     READY,
     id_match,
+    new_job_snapshot,
     row_to_job,
 )
 from jexkv.sqlite.version import has_returning
@@ -78,17 +79,18 @@ class SQLiteQueueBackend:
             for new in jobs:
                 due = due_ms(new.delay_ms) if new.delay_ms else now
                 backoff = None if new.backoff is None else encode(new.backoff)
+                state = "delayed" if new.delay_ms else "waiting"
                 cur = conn.execute(
                     INSERT,
-                    (full, new.job_id, new.name, new.payload,
-                     "delayed" if new.delay_ms else "waiting",
+                    (full, new.job_id, new.name, new.payload, state,
                      new.priority, due, new.attempts, backoff, now),
                 )  # fmt: skip
-                if cur.rowcount:
-                    seq = cur.lastrowid
-                    cond, params = "seq = ?", (seq,)
-                else:  # the custom id is kept already: return that job
-                    cond, params = id_match(full, new.job_id or "")
+                seq = cur.lastrowid
+                if cur.rowcount and seq is not None:  # built from what was written: no read
+                    added.append(new_job_snapshot(queue, new, seq, state, due, now))  # back
+                    continue
+                # The custom id is kept already: return that job, as it is.
+                cond, params = id_match(full, new.job_id or "")
                 row = conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE {cond}", params).fetchone()
                 added.append(row_to_job(queue, row))
             return added
