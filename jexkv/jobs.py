@@ -24,6 +24,7 @@ __all__ = [
     "Job",
     "NewJob",
     "is_job_id",
+    "added_job",
     "job_from",
     "new_job",
     "stalled_error",
@@ -173,6 +174,29 @@ class NewJob:
         """The payload as a job shows it: the caller's own object where JSON would give
         back an equal one (no second copy of a large text), else decoded from the JSON."""
         return decode(self.payload) if self.given is _NO_VALUE else self.given
+
+
+def added_job(queue: str, new: NewJob, job_id: str, state: str, due_at: int, now: int) -> Job:
+    """The Job a backend just added for ``new``, built from what it wrote (no read back)."""
+    return job_from(
+        job_id,
+        queue,
+        new.name,
+        new.payload_value(),
+        new.attempts,
+        0,
+        new.priority,
+        now,
+        state,
+        None,
+        None,
+        due_at,
+        None,
+        0,
+        Backoff.from_dict(new.backoff),
+        None,
+        None,
+    )
 
 
 def _check_name(what: str, value: object) -> str:

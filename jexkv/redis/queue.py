@@ -26,7 +26,7 @@ from jexkv.clock import due_ms, now_ms
 from jexkv.codec import check_text
 from jexkv.contracts import Claim
 from jexkv.errors import BackendError, ConfigError
-from jexkv.jobs import STATES, Backoff, Job, NewJob, is_job_id, job_from
+from jexkv.jobs import STATES, Job, NewJob, added_job, is_job_id
 from jexkv.namespaces import check_namespace, qualify
 from jexkv.redis.job_hash import claimed_job, compact_json, hash_to_job, keep_opts, new_job_opts
 from jexkv.redis.scripts import KEY_NAMES, load_scripts, queue_keys
@@ -292,24 +292,13 @@ class RedisQueueBackend:
         payloads = (new.payload for new in jobs)
         first, kept = self._run("add", queue, compact_json(rows), *payloads, now=now)
         added = [
-            job_from(
-                new.job_id or str(first + i),
+            added_job(
                 queue,
-                new.name,
-                new.payload_value(),
-                new.attempts,
-                0,
-                new.priority,
-                now,
+                new,
+                new.job_id or str(first + i),
                 "delayed" if new.delay_ms else "waiting",
-                None,
-                None,
                 now + new.delay_ms,
-                None,
-                0,
-                new.backoff and Backoff.from_dict(new.backoff),
-                None,
-                None,
+                now,
             )
             for i, new in enumerate(jobs)
         ]

@@ -12,7 +12,7 @@ from typing import Any
 
 from jexkv.clock import now_ms
 from jexkv.codec import decode
-from jexkv.jobs import Backoff, Job, NewJob, job_from
+from jexkv.jobs import Backoff, Job, job_from
 
 __all__ = [
     "CLAIM_RETURNING",
@@ -23,7 +23,6 @@ __all__ = [
     "PROMOTE",
     "READY",
     "id_match",
-    "new_job_snapshot",
     "row_to_job",
 ]
 
@@ -89,27 +88,4 @@ def row_to_job(queue: str, row: Sequence[Any]) -> Job:
         Backoff.from_dict(None if backoff is None else decode(backoff)),
         processed_at,
         finished_at,
-    )
-
-
-def new_job_snapshot(queue: str, new: NewJob, seq: int, state: str, due_at: int, now: int) -> Job:
-    """The Job snapshot of a row just inserted for ``new``, built from what was written."""
-    return job_from(
-        new.job_id or str(seq),
-        queue,
-        new.name,
-        new.payload_value(),
-        new.attempts,
-        0,
-        new.priority,
-        now,
-        state,
-        None,
-        None,
-        due_at,
-        None,
-        0,
-        Backoff.from_dict(new.backoff),
-        None,
-        None,
     )

@@ -23,7 +23,7 @@ from typing import Any
 from jexkv.clock import due_ms, now_ms
 from jexkv.codec import encode
 from jexkv.contracts import Claim
-from jexkv.jobs import STATES, Job, NewJob, is_job_id, stalled_error
+from jexkv.jobs import STATES, Job, NewJob, added_job, is_job_id, stalled_error
 from jexkv.namespaces import check_namespace, qualify
 from jexkv.sqlite.db import Database
 from jexkv.sqlite.job_rows import (
@@ -35,7 +35,6 @@ from jexkv.sqlite.job_rows import (
     PROMOTE,
     READY,
     id_match,
-    new_job_snapshot,
     row_to_job,
 )
 from jexkv.sqlite.version import has_returning
@@ -86,8 +85,8 @@ class SQLiteQueueBackend:
                      new.priority, due, new.attempts, backoff, now),
                 )  # fmt: skip
                 seq = cur.lastrowid
-                if cur.rowcount and seq is not None:  # built from what was written: no read
-                    added.append(new_job_snapshot(queue, new, seq, state, due, now))  # back
+                if cur.rowcount and seq is not None:  # built from what was written
+                    added.append(added_job(queue, new, new.job_id or str(seq), state, due, now))
                     continue
                 # The custom id is kept already: return that job, as it is.
                 cond, params = id_match(full, new.job_id or "")
