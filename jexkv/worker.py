@@ -33,7 +33,10 @@ __all__ = ["Workers"]
 
 log = logging.getLogger("jexkv")
 
-_IDLE_WAIT_S = 1.0  # longest sleep of an idle worker between two looks at the queue
+# The longest sleep of an idle worker between two looks at its queue. Backends wake idle
+# workers when work comes (and at the next delayed job's due time), so this is only a
+# safety net for a wake-up lost to a failure; a thousand idle queues cost 100 looks a second.
+_IDLE_WAIT_S = 10.0
 _ERROR_PAUSE_S = 0.5  # pause after a backend error, so a broken backend is not hammered
 # Claim batches: a thread claims as many jobs at once as its handler (by a moving
 # average of its run times) gets through in about _BATCH_S, between 1 and _MAX_BATCH;

@@ -5,9 +5,8 @@ Rules:
   finish a job check its lock token, so a worker that lost its lease cannot finish it twice.
 * The keys, types and fields are BullMQ's (docs/redis-layout.md), so Node BullMQ workers, queues
   and Bull Board share these queues; timestamps come from the caller's clock, as BullMQ's do.
-* An idle process never polls: one thread per queue blocks on the queue's marker
-  (``BZPOPMIN``) on a connection of its own, named as BullMQ names its workers'; the other idle
-  threads of that queue wait on a condition the blocking thread signals.
+* An idle process never polls: idle workers wait on their queue's wake-ups, and a few watcher
+  threads per store block on the markers of every waiting queue (redis/markers.py).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -25,16 +23,17 @@ from typing import Any
 from jexkv.clock import due_ms, now_ms
 from jexkv.codec import check_text
 from jexkv.contracts import Claim
-from jexkv.errors import BackendError, ConfigError
+from jexkv.errors import ConfigError
 from jexkv.jobs import STATES, Job, NewJob, added_job, is_job_id
 from jexkv.namespaces import check_namespace, qualify
 from jexkv.redis.job_hash import claimed_job, compact_json, hash_to_job, keep_opts, new_job_opts
+from jexkv.redis.markers import MarkerWatch
 from jexkv.redis.scripts import KEY_NAMES, load_scripts, queue_keys
 from jexkv.resp import ServerError
 from jexkv.resp.connect import AnyRedis
-from jexkv.resp.connection import Connection
-from jexkv.resp.protocol import ErrorReply, as_text, pack_command
+from jexkv.resp.protocol import as_text
 from jexkv.taskqueue import JobQueue
+from jexkv.wakeups import Wakeups
 
 __all__ = ["RedisQueueBackend", "open_redis_queue"]
 
@@ -43,8 +42,6 @@ log = logging.getLogger("jexkv")
 MAX_PRIORITY = 2**21  # BullMQ's limit: priority * 2**32 + counter must stay exact in a double
 _MAX_DUE_MS = 2**53 // 4096 - 1  # delayed scores are due * 4096 + seq, exact in a double
 _BATCH = 1000  # what retry_dead / purge_dead move per script call
-_TICK_SLACK_S = 0.25  # how late past its timeout the server may answer a blocking command
-_POLL_S = 0.05  # how often idle workers look, where the server refuses them BZPOPMIN
 # The oldest Redis the scripts and the idle wait work on (LPOS, BZPOPMIN with a fractional
 # timeout); README "The Redis queue and Node BullMQ".
 MIN_REDIS = (6, 0, 6)
@@ -59,111 +56,6 @@ def server_version(info: str) -> tuple[int, ...] | None:
             except ValueError:
                 return None
     return None
-
-
-class _Waiter:
-    """The idle threads of one queue in this process: one blocks on the marker, others wait."""
-
-    def __init__(self, client: AnyRedis, marker: str, name: str) -> None:
-        self.client, self.marker, self.name = client, marker, name
-        self.cond = threading.Condition()
-        self.blocking = False
-        self.conn: Connection | None = None
-        self.conn_id: int | None = None
-        self.node = client.node_for(marker)
-        # What the server lets this user run (ACLs), learnt once: without BZPOPMIN idle
-        # threads poll every _POLL_S; without CLIENT a blocked wait ends by its own timeout.
-        self.can_block = True
-        self.can_unblock = True
-
-    def wait(self, deadline: float, stop: threading.Event, precise: bool) -> None:
-        """Wait until ``deadline`` (monotonic) at most; ``precise``: a job is due then."""
-        with self.cond:
-            if self.blocking:  # another thread watches Redis and wakes us
-                self.cond.wait(max(0.0, deadline - time.monotonic()))
-                return
-            self.blocking = True
-        try:
-            seconds = deadline - time.monotonic()
-            if seconds >= 0.001 and not stop.is_set():
-                self._block(seconds, precise)
-        finally:
-            with self.cond:
-                self.blocking = False
-                self.cond.notify_all()
-
-    def _denied(self, command: str, instead: str) -> None:
-        log.warning("the Redis user of %r may not run %s (ACL); %s", self.client, command, instead)
-
-    def _block(self, seconds: float, precise: bool) -> None:
-        if not self.can_block:
-            with self.cond:  # a bounded poll; a local enqueue still wakes it at once
-                self.cond.wait(min(seconds, _POLL_S))
-            return
-        conn = self.conn
-        if conn is None or not conn.is_connected or conn.pid != os.getpid():
-            self.node = self.client.node_for(self.marker)  # on a cluster: the marker's node
-            conn = self.node.new_connection(client_name=self.name)
-            conn.connect()
-            self.conn_id = None
-            if self.can_unblock:
-                reply = conn.execute("CLIENT", "ID")
-                if isinstance(reply, ErrorReply) and reply.code == "NOPERM":
-                    self.can_unblock = False
-                    self._denied("CLIENT", "idle workers wake by the server's own timeouts, "
-                                 "so delayed jobs may start up to 100 ms late")  # fmt: skip
-                elif isinstance(reply, ErrorReply):
-                    conn.close()
-                    raise BackendError(f"CLIENT ID failed: {reply}")
-                else:
-                    self.conn_id = int(reply)
-            self.conn = conn
-        try:
-            # The server times blocking commands out on its clock tick (100 ms at hz 10), so
-            # when a delayed job is due at the deadline the wait is timed here: the blocked
-            # command is ended with CLIENT UNBLOCK, and its nil reply read.
-            conn.send(pack_command("BZPOPMIN", self.marker, f"{seconds:.3f}"))
-            precise = precise and self.conn_id is not None
-            if not conn.wait_readable(seconds if precise else seconds + _TICK_SLACK_S):
-                try:
-                    self.node.execute_command("CLIENT", "UNBLOCK", self.conn_id)
-                except ServerError:
-                    pass  # not allowed (ACL): the server's own timeout ends the wait
-            reply = conn.read_reply(conn.socket_timeout + _TICK_SLACK_S)
-        except BaseException:
-            self.conn = self.conn_id = None
-            conn.close()
-            raise
-        if isinstance(reply, ErrorReply):
-            self.conn = self.conn_id = None
-            conn.close()
-            if reply.code == "NOPERM":
-                self.can_block = False
-                self._denied(
-                    "BZPOPMIN", f"idle workers poll the queue every {_POLL_S * 1000:.0f} ms"
-                )
-                return
-            if reply.code in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
-                note = getattr(self.client, "note_redirect", None)
-                if note is not None:
-                    note(reply)  # the slot moved: the next wait finds its node again
-                return
-            raise BackendError(f"waiting on {self.marker} failed: {reply}")
-
-    def notify(self) -> None:
-        """Wake every idle thread of this queue, also one blocked in Redis."""
-        with self.cond:
-            self.cond.notify_all()
-            conn_id = self.conn_id if self.blocking else None
-        if conn_id is not None:
-            try:
-                self.node.execute_command("CLIENT", "UNBLOCK", conn_id)
-            except BackendError:
-                pass  # it returns by its own timeout then
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
 
 
 class RedisQueueBackend:
@@ -185,9 +77,8 @@ class RedisQueueBackend:
         self._ns = check_namespace(namespace)
         self._scripts = load_scripts(client)
         self._keys: dict[str, tuple[list[str], str]] = {}
-        self._waiters: dict[str, _Waiter] = {}
-        self._lock = threading.Lock()
-        self._local = threading.local()
+        self._wakeups = Wakeups()
+        self._markers = MarkerWatch(client, self._wakeups)
         self._server_checked = False
         self._worker_name = f"jexkv:{socket.gethostname()}:{os.getpid()}"
 
@@ -249,24 +140,16 @@ class RedisQueueBackend:
             )
 
     def _claims(self, queue: str, reply: list[Any], token: str, now: int) -> list[Claim]:
-        due = int(reply[0])
-        self._local.next_due = due or None
         return [(claimed_job(queue, packed, now), token) for packed in reply[1:]]
 
-    def _waiter(self, queue: str) -> _Waiter:
-        waiter = self._waiters.get(queue)
-        if waiter is None:
-            with self._lock:
-                waiter = self._waiters.get(queue)
-                if waiter is None:
-                    keys, _ = self._queue(queue)
-                    # As BullMQ names its workers: <prefix>:<base64(queue)>, where a Node
-                    # process sees a namespaced queue with the prefix <prefix>:<namespace>.
-                    encoded = base64.b64encode(queue.encode()).decode()
-                    name = f"{self._prefix}:{qualify(self._ns, encoded)}"
-                    marker = keys[KEY_NAMES.index("marker")]
-                    waiter = self._waiters[queue] = _Waiter(self._client, marker, name)
-        return waiter
+    def _watch(self, queue: str) -> None:
+        """Have a watcher wake ``queue``'s idle workers when its marker gets work."""
+        keys, _ = self._queue(queue)
+        # As BullMQ names its workers: <prefix>:<base64(queue)>, where a Node process sees a
+        # namespaced queue with the prefix <prefix>:<namespace>.
+        encoded = base64.b64encode(queue.encode()).decode()
+        name = f"{self._prefix}:{qualify(self._ns, encoded)}"
+        self._markers.watch(queue, keys[KEY_NAMES.index("marker")], name)
 
     # -- adding and fetching -----------------------------------------------------------
 
@@ -309,24 +192,19 @@ class RedisQueueBackend:
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
         token, now = uuid.uuid4().hex, now_ms()
+        seen = self._wakeups.seen(queue)  # before the look: a wake-up after it is not missed
         name, keep_dead = self._worker_name, self._keep_dead
         reply = self._run("fetch", queue, limit, token, lease_ms, name, keep_dead, now=now)
+        if len(reply) == 1:  # nothing claimed
+            self._wakeups.found_nothing(queue, seen, int(reply[0]) or None)
         return self._claims(queue, reply, token, now)
 
     def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
-        deadline = time.monotonic() + timeout_s
-        due = getattr(self._local, "next_due", None)
-        precise = False
-        if due is not None:  # wake on time for the next delayed job
-            due_at = time.monotonic() + max(0, due - now_ms()) / 1000.0
-            precise = due_at <= deadline
-            deadline = min(deadline, due_at)
-        self._waiter(queue).wait(deadline, stop, precise)
+        self._watch(queue)
+        self._wakeups.idle(queue, timeout_s, stop, now_ms())
 
     def notify(self, queue: str) -> None:
-        waiter = self._waiters.get(queue)
-        if waiter is not None:
-            waiter.notify()
+        self._wakeups.bump(queue)
 
     # -- finishing ---------------------------------------------------------------------
 
@@ -429,10 +307,7 @@ class RedisQueueBackend:
         return bool(self._run("counts", queue)[7])
 
     def close(self) -> None:
-        with self._lock:
-            waiters = list(self._waiters.values())
-        for waiter in waiters:
-            waiter.close()
+        self._markers.close()
         self._client.close()
 
 

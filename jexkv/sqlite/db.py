@@ -1,13 +1,14 @@
-"""One SQLite file: a connection per thread, busy retries, and error mapping.
+"""One SQLite file: its connections, busy retries, and error mapping.
 
 Rules:
-* Each thread gets its own connection (sqlite3 connections are not for sharing);
-  after ``os.fork()`` the child opens new ones and never touches the parent's.
+* A few connections serve every thread (sqlite/pool.py): one writer, used under this
+  process's write lock, and up to ``pool.READERS`` readers, each lent for one statement;
+  after ``os.fork()`` the child opens its own and never touches the parent's.
 * Every statement runs in autocommit mode or inside ``BEGIN IMMEDIATE``, so a
   write never has to upgrade a read lock (the upgrade is what deadlocks under WAL).
 * ``busy_timeout_ms`` bounds the whole call: one deadline, taken when the call
-  starts, covers the wait for this process's write lock and every retry of
-  "database is locked" (SQLite's own busy handler is off, so it cannot add its
+  starts, covers the wait for this process's write lock (or a reader) and every retry
+  of "database is locked" (SQLite's own busy handler is off, so it cannot add its
   wait to ours); past it BackendTimeout names the bound. Every other sqlite3
   error is translated here, once, and raised ``from`` its cause.
 * The store writes only into the file it opened: connections never create a file
@@ -26,26 +27,13 @@ from typing import Any, Callable, TypeVar
 from urllib.parse import quote
 
 from jexkv import forks
-from jexkv.errors import BackendError, BackendTimeout, BackendUnavailable, ClosedError
+from jexkv.errors import BackendError, BackendTimeout, BackendUnavailable
 from jexkv.sqlite import schema, version
+from jexkv.sqlite.pool import Pool
 
 __all__ = ["Database"]
 
 T = TypeVar("T")
-
-# Bumped in a forked child: every connection made before it belongs to the parent.
-_fork_generation = [0]
-# Parent connections seen in a child: kept referenced so that garbage collection never
-# closes them there (closing would drop the parent's POSIX locks on the file).
-_orphans: list[sqlite3.Connection] = []
-
-
-def _after_fork_in_child() -> None:
-    _fork_generation[0] += 1
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -74,17 +62,12 @@ class Database:
         self.path = os.path.abspath(path)
         version.require(self.path)  # an old library is refused before anything is created
         self.busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
-        self._lock = threading.Lock()
         # Writers of this process queue here rather than in SQLite's busy handler,
         # which sleeps and polls; only other processes still meet "locked".
         self._write_lock = threading.Lock()
-        self._closed = False
-        self._generation = _fork_generation[0]
         # A fork waits for this process's running write (at most busy_timeout_ms): a
         # write caught half-way would leave SQLite locks the child could never take.
-        forks.hold(self, "_write_lock", "_lock")
+        forks.hold(self, "_write_lock")
         folder = os.path.dirname(self.path)
         try:
             os.makedirs(folder, exist_ok=True)
@@ -96,14 +79,16 @@ class Database:
             raise BackendUnavailable(f"cannot create {self.path}: {exc}") from exc
         self._uri = f"file:{quote(self.path)}?mode=rw"  # never creates the file
         self._identity = self._stat()
-        conn = self.conn()
+        self._pool = Pool(self.connect, self.path)
         try:
-            self.retry(lambda: schema.migrate(conn, self.path))
+            self._writing(lambda conn: schema.migrate(conn, self.path), self._deadline())
         except BaseException:
             self.close()
             raise
 
-    def _connect(self) -> sqlite3.Connection:
+    def connect(self) -> sqlite3.Connection:
+        """A new connection to the file, configured; the pool's, or the caller's to close
+        (and, in a forked child, never to use: see pool.forget)."""
         try:
             conn = sqlite3.connect(
                 self._uri,
@@ -111,7 +96,7 @@ class Database:
                 # No busy handler: retry() waits, against the call's one deadline.
                 timeout=0.0,
                 isolation_level=None,  # autocommit; transactions are explicit
-                check_same_thread=False,  # one thread uses it; close() may come from another
+                check_same_thread=False,  # lent to one thread at a time
                 cached_statements=256,
             )
         except sqlite3.Error as exc:
@@ -139,29 +124,6 @@ class Database:
         except BaseException:
             conn.close()
             raise
-        return conn
-
-    def conn(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use (and again after a fork)."""
-        pair = getattr(self._local, "pair", None)
-        generation = _fork_generation[0]
-        if pair is not None and pair[0] == generation:
-            if not self._closed:
-                return pair[1]  # type: ignore[no-any-return]
-            # Closed while this thread kept its connection: only this thread may close it.
-            self._local.pair = None
-            pair[1].close()
-        with self._lock:
-            if self._closed:
-                raise ClosedError(f"the SQLite store on {self.path} is closed")
-            if self._generation != generation:
-                # A forked child: the connections listed belong to the parent.
-                _orphans.extend(conn for _, conn in self._conns)
-                self._conns = []
-                self._generation = generation
-            conn = self._connect()
-            self._conns.append((threading.current_thread(), conn))
-        self._local.pair = (generation, conn)
         return conn
 
     def _stat(self) -> tuple[int, int] | None:
@@ -213,10 +175,16 @@ class Database:
 
     def read(self, sql: str, params: Any = ()) -> list[Any]:
         """All rows of one read statement."""
-        conn = self.conn()
-        return self.retry(lambda: conn.execute(sql, params).fetchall())
+        deadline = self._deadline()
+        pool = self._pool
+        conn = pool.lend(deadline)
+        try:
+            return self.retry(lambda: conn.execute(sql, params).fetchall(), deadline)
+        finally:
+            pool.give_back(conn)
 
-    def _lock_writes(self, deadline: float) -> None:
+    def _writing(self, fn: Callable[[sqlite3.Connection], T], deadline: float) -> T:
+        """``fn(writer)`` under this process's write lock, retried while busy."""
         lock = self._write_lock
         if not lock.acquire(False) and not lock.acquire(
             timeout=max(0.0, deadline - time.monotonic())
@@ -225,23 +193,24 @@ class Database:
                 f"{self.path}: other threads of this process held the write lock "
                 f"past busy_timeout_ms ({self.busy_timeout_ms} ms)"
             )
+        pool = self._pool
+        try:
+            conn = pool.writer()
+            self.check_file()
+            return self.retry(lambda: fn(conn), deadline)
+        finally:
+            if pool.closed:
+                pool.close_writer()  # closed meanwhile: this write was its last use
+            lock.release()
 
     def write(self, sql: str, params: Any = ()) -> int:
         """Run one write statement on its own (autocommit); rows changed."""
-        conn = self.conn()
-        deadline = self._deadline()
-        self._lock_writes(deadline)
-        try:
-            self.check_file()
-            return self.retry(lambda: conn.execute(sql, params).rowcount, deadline)
-        finally:
-            self._write_lock.release()
+        return self._writing(lambda conn: conn.execute(sql, params).rowcount, self._deadline())
 
     def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` inside ``BEGIN IMMEDIATE`` … ``COMMIT``, retried whole when busy."""
-        conn = self.conn()
 
-        def attempt() -> T:
+        def attempt(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn)
@@ -252,29 +221,21 @@ class Database:
                 raise
             return result
 
-        deadline = self._deadline()
-        self._lock_writes(deadline)
-        try:
-            self.check_file()
-            return self.retry(attempt, deadline)
-        finally:
-            self._write_lock.release()
+        return self._writing(attempt, self._deadline())
+
+    def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Pass every SQL statement this store runs to ``callback``; for tests."""
+        self._pool.trace(callback)
 
     def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            conns, self._conns = self._conns, []
-        if self._generation != _fork_generation[0]:
-            _orphans.extend(conn for _, conn in conns)  # the parent's: not ours to close
+        pool = getattr(self, "_pool", None)
+        if pool is None or pool.closed:
             return
-        me = threading.current_thread()
-        for thread, conn in conns:
-            # Closing a connection that another thread is using can crash the process:
-            # a live thread closes its own on its next call (or frees it when it ends).
-            if thread is me or not thread.is_alive():
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    pass
+        pool.close()
+        # The writer: closed now, or by the write running now when it ends (they are bounded
+        # by busy_timeout_ms).
+        if self._write_lock.acquire(timeout=self.busy_timeout_ms / 1000.0):
+            try:
+                pool.close_writer()
+            finally:
+                self._write_lock.release()

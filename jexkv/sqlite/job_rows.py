@@ -21,7 +21,9 @@ __all__ = [
     "PAUSED",
     "PICK",
     "PROMOTE",
+    "READINESS",
     "READY",
+    "STALLED_ANY",
     "id_match",
     "row_to_job",
 ]
@@ -43,6 +45,16 @@ READY = (
     " EXISTS (SELECT 1 FROM queue_pauses WHERE queue = ?)"
 )
 PAUSED = "SELECT 1 FROM queue_pauses WHERE queue = ?"
+# Whether any active job of a queue has a lease that ran out (a read, before any write).
+STALLED_ANY = "SELECT 1 FROM jobs WHERE queue = ? AND state = 'active' AND lease_until <= ? LIMIT 1"
+# For each queue named in {marks} ("(?),(?),…"): whether it has ready jobs and is not paused,
+# and when its next delayed job is due (sqlite/watch.py).
+READINESS = (
+    "WITH q(name) AS (VALUES {marks}) SELECT name,"
+    " EXISTS (SELECT 1 FROM jobs WHERE queue = q.name AND state = 'waiting')"
+    " AND NOT EXISTS (SELECT 1 FROM queue_pauses WHERE queue = q.name),"
+    " (SELECT min(due_at) FROM jobs WHERE queue = q.name AND state = 'delayed') FROM q"
+)
 PROMOTE = (
     "UPDATE jobs SET state = 'waiting' WHERE seq IN (SELECT seq FROM jobs"
     " WHERE queue = ? AND state = 'delayed' AND due_at <= ? ORDER BY due_at LIMIT ?)"

@@ -5,17 +5,16 @@ Rules:
   ``BEGIN IMMEDIATE`` transaction, so it is atomic across processes; steps that
   finish a job check its lease token, so a worker that lost its lease (the job
   was handed to another after a stall) cannot finish it twice.
-* An idle worker does not poll the table: it sleeps on a condition that local
-  enqueues signal, and every 20 ms compares ``PRAGMA data_version`` (which moves
-  when another connection commits) and the next delayed due time. Only then does
-  it look at the table, and only when a job is ready does it take the write lock.
+* An idle worker does not poll the table: it waits on its queue's wake-ups
+  (jexkv/wakeups.py), which this process's own steps bump, and which the store's one
+  CommitWatch thread (sqlite/watch.py) bumps when another process commits work for that
+  queue. It looks at the table again only then, or when its next delayed job is due.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -34,15 +33,17 @@ from jexkv.sqlite.job_rows import (
     PICK,
     PROMOTE,
     READY,
+    STALLED_ANY,
     id_match,
     row_to_job,
 )
 from jexkv.sqlite.version import has_returning
+from jexkv.sqlite.watch import CommitWatch
 from jexkv.taskqueue import JobQueue
+from jexkv.wakeups import Wakeups
 
 __all__ = ["SQLiteQueueBackend", "open_sqlite_queue"]
 
-_POLL_S = 0.02  # how often an idle worker looks for commits of other processes
 _PROMOTE_BATCH = 1000  # delayed jobs made ready per fetch, at most
 
 
@@ -50,14 +51,8 @@ class SQLiteQueueBackend:
     def __init__(self, db: Database, namespace: str = "") -> None:
         self._db = db
         self._ns = check_namespace(namespace)
-        self._cond = threading.Condition()
-        self._adds = 0  # bumped (under _cond) whenever this process makes a job ready
-        self._local = threading.local()
-
-    def _signal(self) -> None:
-        with self._cond:
-            self._adds += 1
-            self._cond.notify_all()
+        self._wakeups = Wakeups()
+        self._watch = CommitWatch(db, self._wakeups)
 
     def _trim(self, conn: sqlite3.Connection, full: str, state: str, keep: int | None) -> None:
         if keep is not None:
@@ -95,22 +90,19 @@ class SQLiteQueueBackend:
             return added
 
         added = self._db.transaction(insert)
-        self._signal()
+        self._wakeups.bump(full)
         return added
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
         full = qualify(self._ns, queue)
-        with self._cond:
-            adds = self._adds
-        version = self._db.read("PRAGMA data_version")[0][0]
+        seen = self._wakeups.seen(full)  # before the look: a wake-up after it is not missed
         now = now_ms()
         ((waiting, next_due, paused),) = self._db.read(READY, (full, full, full))
         if paused:
-            self._local.seen = (adds, version, None)  # wait for a commit (the resume)
+            self._wakeups.found_nothing(full, seen, None)  # wait for a wake-up (the resume)
             return []
         if not waiting and (next_due is None or next_due > now):
-            # Nothing to do: remember what was seen, so wait() knows when to look again.
-            self._local.seen = (adds, version, next_due)
+            self._wakeups.found_nothing(full, seen, next_due)
             return []
 
         def claim(conn: sqlite3.Connection) -> list[tuple[str, Any]]:
@@ -150,27 +142,12 @@ class SQLiteQueueBackend:
         return [(token, row) for row in rows]
 
     def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
-        adds, version, next_due = getattr(self._local, "seen", (None, None, None))
-        deadline = time.monotonic() + timeout_s
-        while not stop.is_set():
-            pause = min(_POLL_S, deadline - time.monotonic())
-            if next_due is not None:  # wake on time for the next delayed job
-                pause = min(pause, (next_due - now_ms()) / 1000.0)
-            with self._cond:
-                if self._adds != adds:
-                    return
-                self._cond.wait(max(0.0, pause))
-                if self._adds != adds:
-                    return
-            if self._db.read("PRAGMA data_version")[0][0] != version:
-                return  # another connection committed: maybe a job
-            if next_due is not None and now_ms() >= next_due:
-                return
-            if time.monotonic() >= deadline:
-                return
+        full = qualify(self._ns, queue)
+        self._watch.watch(full)
+        self._wakeups.idle(full, timeout_s, stop, now_ms())
 
     def notify(self, queue: str) -> None:
-        self._signal()
+        self._wakeups.bump(qualify(self._ns, queue))
 
     # -- finishing -------------------------------------------------------------------
 
@@ -222,7 +199,7 @@ class SQLiteQueueBackend:
 
         if held:
             self._db.transaction(hand_back)
-            self._signal()
+            self._wakeups.bump(full)
 
     def fail(
         self,
@@ -257,7 +234,7 @@ class SQLiteQueueBackend:
 
         done = self._db.transaction(record)
         if done and retry_delay_ms is not None:
-            self._signal()
+            self._wakeups.bump(full)
         return done
 
     def extend(self, queue: str, held: Sequence[tuple[str, str]], lease_ms: int) -> list[str]:
@@ -282,6 +259,8 @@ class SQLiteQueueBackend:
         self, queue: str, max_stalls: int, interval_ms: int, keep_dead: int | None
     ) -> int:
         full = qualify(self._ns, queue)
+        if not self._db.read(STALLED_ANY, (full, now_ms())):
+            return 0  # nothing to recover: no write (a thousand idle queues make no commits)
 
         def recover(conn: sqlite3.Connection) -> int:
             now = now_ms()
@@ -322,7 +301,7 @@ class SQLiteQueueBackend:
 
         recovered = self._db.transaction(recover)
         if recovered:
-            self._signal()
+            self._wakeups.bump(full)
         return recovered
 
     # -- inspection and repair ---------------------------------------------------------
@@ -387,7 +366,7 @@ class SQLiteQueueBackend:
             (now_ms(), *params),
         )
         if retried:
-            self._signal()
+            self._wakeups.bump(full)
         return retried
 
     def purge_dead(self, queue: str) -> int:
@@ -401,12 +380,13 @@ class SQLiteQueueBackend:
             self._db.write("INSERT OR IGNORE INTO queue_pauses (queue) VALUES (?)", (full,))
         else:
             self._db.write("DELETE FROM queue_pauses WHERE queue = ?", (full,))
-            self._signal()
+            self._wakeups.bump(full)
 
     def is_paused(self, queue: str) -> bool:
         return bool(self._db.read(PAUSED, (qualify(self._ns, queue),)))
 
     def close(self) -> None:
+        self._watch.stop()
         self._db.close()
 
 

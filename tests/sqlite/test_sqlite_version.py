@@ -45,9 +45,9 @@ def _claims(tmp_path: pathlib.Path) -> tuple[list[tuple[str, str]], list[str]]:
             queue.enqueue("q", name, priority=priority)
         backend = queue._backend
         statements: list[str] = []
-        backend._db.conn().set_trace_callback(statements.append)
+        backend._db.trace(statements.append)
         claims = backend.fetch("q", 30_000, 3)
-        backend._db.conn().set_trace_callback(None)
+        backend._db.trace(None)
         assert queue.counts("q")["active"] == 3
         return [(job.name, job.state) for job, _ in claims], statements
     finally:
