@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import pathlib
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable
 
 import pytest
 
+from tests.helpers import StartProcess, kill_all, python_env
 from tests.redis_cluster import RedisCluster
 from tests.redis_sentinel import RedisSentinelSet
-from tests.redis_server import AnyRedis, ExternalRedis, RedisServer
+from tests.redis_server import AnyRedis, ExternalRedis, FakeRedis, RedisServer
 
 
 @pytest.fixture
@@ -67,3 +72,55 @@ def redis_sentinel() -> Iterator[RedisSentinelSet]:
         yield sentinels
     finally:
         sentinels.cleanup()
+
+
+@pytest.fixture
+def fake_redis() -> Iterator[Callable[..., FakeRedis]]:
+    """Make FakeRedis servers (closed at teardown, which fails the test if one of them
+    failed): ``fake_redis(answer, accept_only=...)``."""
+    fakes: list[FakeRedis] = []
+
+    def make(answer: Any = None, **kwargs: Any) -> FakeRedis:
+        fake = FakeRedis(answer, **kwargs)
+        fakes.append(fake)
+        return fake
+
+    yield make
+    for fake in fakes:
+        fake.close()
+    for fake in fakes:
+        assert not fake.errors, f"the fake server failed: {fake.errors!r}"
+
+
+@pytest.fixture
+def start_process(tmp_path: pathlib.Path) -> Iterator[StartProcess]:
+    """``start_process(args, err=NAME, env=None, stdout=DEVNULL, stdin=None)``: run
+    ``python ARGS`` in tmp_path, with this checkout's jexkv importable (``env`` defaults to
+    helpers.python_env()) and its stderr written to the file tmp_path/NAME. Every process
+    still running when the test ends, passed or failed, is killed."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        args: Sequence[str],
+        *,
+        err: str,
+        env: dict[str, str] | None = None,
+        stdout: Any = subprocess.DEVNULL,
+        stdin: Any = None,
+    ) -> subprocess.Popen[bytes]:
+        with open(tmp_path / err, "wb") as err_file:
+            proc = subprocess.Popen(
+                [sys.executable, *args],
+                env=env if env is not None else python_env(),
+                cwd=str(tmp_path),
+                stdin=stdin,
+                stdout=stdout,
+                stderr=err_file,
+            )
+        procs.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        kill_all(procs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
 import sqlite3
 import subprocess
@@ -9,6 +11,16 @@ import threading
 import time
 from collections.abc import Iterable
 from typing import Any, Callable
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+# The ``start_process`` fixture (tests/conftest.py): ``start_process(args, err=NAME, ...)``.
+StartProcess = Callable[..., "subprocess.Popen[bytes]"]
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    """The environment of a Python subprocess that imports this checkout's jexkv (and
+    ``tests``): ours, with PYTHONPATH at the repo root, and ``extra`` on top."""
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), **extra}
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
@@ -19,6 +31,23 @@ def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return bool(predicate())
+
+
+def worker_script(
+    start_process: StartProcess, script: pathlib.Path, folder: pathlib.Path
+) -> StartProcess:
+    """``spawn(mode, url, index, cfg=None, **options)`` for a worker script of the tests
+    (its arguments: ``mode url folder index cfg-as-JSON``), started by the ``start_process``
+    fixture in ``folder`` (the test's tmp_path) with its stderr in folder/err-INDEX.txt;
+    ``options`` (stdout=...) go to start_process."""
+
+    def spawn(
+        mode: str, url: str, index: str, cfg: dict[str, Any] | None = None, **options: Any
+    ) -> subprocess.Popen[bytes]:
+        args = [str(script), mode, url, str(folder), index, json.dumps(cfg or {})]
+        return start_process(args, err=f"err-{index}.txt", **options)
+
+    return spawn
 
 
 def kill_all(procs: Iterable[subprocess.Popen[Any]]) -> None:

@@ -8,8 +8,8 @@ that a test starts are killed at its end if they are still running.
 from __future__ import annotations
 
 import ast
+import itertools
 import json
-import os
 import pathlib
 import re
 import signal
@@ -17,15 +17,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
 
 import jexkv
-from tests.helpers import kill_all, wait_for
+from tests.helpers import REPO_ROOT, StartProcess, python_env, wait_for
 
-REPO_ROOT = pathlib.Path(jexkv.__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.py"))
 TIMEOUT = 30.0  # seconds: the longest one CLI command may run
 DEADLINE = 20.0  # seconds: the longest any wait for a worker may take
@@ -36,7 +34,7 @@ Worker = Callable[..., "subprocess.Popen[bytes]"]
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = python_env()
     env.pop("JEXKV_URL", None)
     env.update(extra)
     return env
@@ -92,31 +90,22 @@ def _module(folder: pathlib.Path, name: str, source: str) -> None:
 
 
 @pytest.fixture
-def worker(tmp_path: pathlib.Path) -> Iterator[Worker]:
+def worker(start_process: StartProcess) -> Worker:
     """Start ``python -m jexkv ... worker ...`` processes; any still running at the end is killed.
 
     Each one's stderr goes to tmp_path/worker-N.err (see ``_err``).
     """
-    procs: list[subprocess.Popen[bytes]] = []
+    numbers = itertools.count()
 
     def start(*args: str) -> subprocess.Popen[bytes]:
-        index = len(procs)
-        with open(tmp_path / f"worker-{index}.err", "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "jexkv", *args],
-                cwd=str(tmp_path),
-                env=_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        procs.append(proc)
-        return proc
+        return start_process(
+            ["-m", "jexkv", *args],
+            err=f"worker-{next(numbers)}.err",
+            env=_env(),
+            stdin=subprocess.DEVNULL,
+        )
 
-    try:
-        yield start
-    finally:
-        kill_all(procs)
+    return start
 
 
 def _err(folder: pathlib.Path, index: int = 0) -> str:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from jexkv.resp import ServerError
@@ -109,9 +107,7 @@ def test_sentinel_set_fails_over_to_the_replica(sentinel: RedisSentinelSet) -> N
 
     old = sentinel.kill_primary()
     assert old == primary
-    started = time.monotonic()
-    new = sentinel.wait_failover(old, timeout=15.0)
-    assert time.monotonic() - started < 15.0
+    new = sentinel.wait_failover(old, timeout=15.0)  # raises unless done within 15 s
     assert new == replica
     promoted = sentinel.client(new)
     assert sentinel.replication(new)["role"] == "master"

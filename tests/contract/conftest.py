@@ -7,6 +7,7 @@ fixtures lives on that one backend.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,21 @@ def open_queue_on_same_backend(queue_url):
 def q(open_queue_on_same_backend):
     """A TaskQueue with default options on this test's backend."""
     return open_queue_on_same_backend()
+
+
+@pytest.fixture
+def make_event(open_queue_on_same_backend):
+    """``make_event()``: a threading.Event set at teardown, before the queues close.
+
+    (It depends on the queue factory only so that it is torn down first.)
+    """
+    made: list = []
+
+    def make():
+        event = threading.Event()
+        made.append(event)
+        return event
+
+    yield make
+    for event in made:
+        event.set()

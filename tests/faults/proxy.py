@@ -14,7 +14,10 @@ returning one) and applies it once that many bytes have passed that way:
 * ``blackhole``: stop forwarding that way for good, reading and discarding what comes,
   with every socket left open (a silently dropped connection).
 
-``Fault.none()`` forwards faithfully. ``proxy.cut_all()`` cuts every open link now.
+``Fault.none()`` forwards faithfully. ``proxy.cut_all()`` cuts every open link now;
+``proxy.silence_all()`` makes every open link forward nothing more either way, not even an
+EOF, with every socket left open (a path that died without a FIN or an RST reaching
+either end: a NAT or firewall that forgot the connection, a peer host gone).
 After a stall, what the stall held back is delivered only when the sending peer is
 still there: a client that gave up on a stalled command never has it run late.
 """
@@ -106,6 +109,7 @@ class _Link:
         self.client = client
         self.server = server
         self.closed = threading.Event()
+        self.silenced = threading.Event()
         self._lock = threading.Lock()
         self._done = {UP: False, DOWN: False}
         self.threads = [
@@ -159,6 +163,12 @@ class _Link:
                 try:
                     data = src.recv(65536)
                 except socket.timeout:
+                    continue
+                if self.silenced.is_set():
+                    if not data:  # the peer closed: that news is lost too, until the end
+                        while not (self.closed.is_set() or self.proxy.stopped.wait(0.05)):
+                            pass
+                        return
                     continue
                 if not data:  # EOF: pass the FIN on, as a proxy does
                     try:
@@ -272,6 +282,15 @@ class FaultProxy:
             links = [link for link in self.links if not link.closed.is_set()]
         for link in links:
             link.cut(rst=rst)
+        return len(links)
+
+    def silence_all(self) -> int:
+        """Forward nothing more on every open link, in either direction, and no EOF either
+        (the sockets stay open); how many there were. Later links work."""
+        with self._lock:
+            links = [link for link in self.links if not link.closed.is_set()]
+        for link in links:
+            link.silenced.set()
         return len(links)
 
     def close(self) -> None:

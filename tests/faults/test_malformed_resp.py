@@ -10,6 +10,7 @@ the same client, the server now answering properly, works and gets its own reply
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -27,22 +28,6 @@ from tests.redis_server import HELLO_REPLY, LOCALHOST, FakeRedis, SendThenClose,
 GOOD = b"$2\r\nok\r\n"
 SOCKET_TIMEOUT_MS = 500
 BOUND_S = 3.0  # any failing call returns well within this
-
-
-@pytest.fixture
-def fake_redis() -> Iterator[Any]:
-    fakes: list[FakeRedis] = []
-
-    def make(answer=None, **kwargs) -> FakeRedis:
-        fake = FakeRedis(answer, **kwargs)
-        fakes.append(fake)
-        return fake
-
-    yield make
-    for fake in fakes:
-        fake.close()
-    for fake in fakes:
-        assert not fake.errors, f"the fake server failed: {fake.errors!r}"
 
 
 def _bad_first_get(reply: bytes):
@@ -262,23 +247,19 @@ def test_malformed_reply_to_the_kv_store(fake_redis):
 
 
 def test_unsolicited_reply_in_a_later_packet_is_never_taken_for_the_next_one(fake_redis):
-    fakes: list[FakeRedis] = []
-
-    def answer(command: list, index: int) -> object:
-        if command[0].upper() != b"GET":
-            return NotImplemented
-        if index == 0 and command[1] == b"first":
-            sock = fakes[0]._socks[0]  # the fake's socket of connection 0
-            threading.Timer(0.1, sock.sendall, args=(b"$4\r\nevil\r\n",)).start()
-        return b"$%d\r\n%s\r\n" % (len(command[1]), command[1])
-
-    fakes.append(fake_redis(answer))
-    redis = _client(fakes[0])
+    fake = fake_redis(_bad_first_get(b"$5\r\nfirst\r\n"))
+    redis = _client(fake)
     try:
         assert redis.execute_command("GET", "first") == b"first"
-        time.sleep(0.4)  # the extra reply has arrived by now, on the idle connection
-        got = _get_or_error(redis, "second")
-        assert got in (b"second", "error"), f"GET second answered {got!r}: out of step"
+        (idle,) = redis.pool._idle
+        # Once the client has its reply: a reply it never asked for, on the idle connection.
+        fake._socks[0].sendall(b"$4\r\nevil\r\n")
+        readable, _, _ = select.select([idle._sock], [], [], BOUND_S)
+        assert readable, "the extra reply never reached the client"
+        assert redis.execute_command("GET", "second") == b"second"
+        assert fake.connections == 2  # the idle connection was dropped, never lent
+        assert not idle.is_connected
+        assert [c[1] for c in fake.commands_of(0) if c[0].upper() == b"GET"] == [b"first"]
     finally:
         redis.close()
 

@@ -9,6 +9,9 @@
   returns or raises a BackendError within a bound (a watchdog thread looks for hangs),
   and no reply ever answers another command: every value written is unique, so a GET
   answered with the reply of another command is seen.
+* A connection whose path died silently while it idled in the pool (the proxy forwards
+  nothing more, not even the FIN) is found by the pool's PING health check before a command
+  is sent on it.
 """
 
 from __future__ import annotations
@@ -590,3 +593,31 @@ def test_queue_worker_through_a_faulty_proxy_completes_every_job(proxy, redis_se
     assert counts["dead"] == 0 and counts["waiting"] == 0, counts
     assert closing < 12, f"close() took {closing:.1f} s"
     assert sum(proxy.faults[k] for k in ("cut", "stall", "half_close", "blackhole")) >= 3
+
+
+# -- 3. the pool's health check -----------------------------------------------------------
+
+
+def test_an_idle_connection_gone_without_a_word_is_found_by_the_health_check(
+    proxy, redis_server, unique_name
+):
+    """An idle connection whose path died silently (no FIN, no RST reaches the client: a NAT
+    or firewall forgot it, the server's host is gone) looks sound to every other check:
+    has_unread() sees nothing on it, and a write sent on it would wait for a reply that
+    never comes, then fail with BackendTimeout (a timeout is never retried: the write may
+    have run). Only the pool's PING of a connection idle longer than health_check_interval
+    finds it: the call goes over a new connection and succeeds."""
+    client = Redis.from_url(proxy.url(), **_client_options())
+    client.pool.health_check_interval = 0.05
+    direct = Redis.from_url(redis_server.url())
+    try:
+        assert client.execute_command("SET", unique_name, "before") == "OK"
+        assert proxy.accepted == 1
+        assert proxy.silence_all() == 1  # the connection idle in the pool
+        time.sleep(0.2)  # idle longer than health_check_interval
+        assert client.execute_command("SET", unique_name, "after") == "OK"
+        assert proxy.accepted == 2  # over a new connection
+        assert direct.execute_command("GET", unique_name) == b"after"
+    finally:
+        client.close()
+        direct.close()

@@ -43,9 +43,8 @@ from typing import Any, Callable
 import pytest
 
 import jexkv
-from tests.helpers import kill_all, wait_for
+from tests.helpers import StartProcess, wait_for, worker_script
 
-REPO_ROOT = pathlib.Path(jexkv.__file__).resolve().parent.parent
 WORKER = pathlib.Path(__file__).resolve().parent / "sqlite_worker.py"
 DEADLINE = 60.0  # seconds: the longest any single wait in this file may take
 KILLS = 12  # SIGKILL rounds of the writer
@@ -120,30 +119,9 @@ def _kill(proc: subprocess.Popen[bytes], folder: pathlib.Path, index: str) -> No
 
 
 @pytest.fixture
-def spawn(tmp_path: pathlib.Path) -> Iterator[Spawn]:
+def spawn(start_process: StartProcess, tmp_path: pathlib.Path) -> Spawn:
     """Start sqlite_worker.py processes; every one still running at the end is killed."""
-    procs: list[subprocess.Popen[bytes]] = []
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-
-    def start(
-        mode: str, url: str, index: str, cfg: dict[str, Any] | None = None, **kwargs: Any
-    ) -> subprocess.Popen[bytes]:
-        with open(tmp_path / f"err-{index}.txt", "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, str(WORKER), mode, url, str(tmp_path), index]
-                + [json.dumps(cfg or {})],
-                env=env,
-                cwd=str(tmp_path),
-                stdout=kwargs.get("stdout", subprocess.DEVNULL),
-                stderr=err,
-            )
-        procs.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        kill_all(procs)
+    return worker_script(start_process, WORKER, tmp_path)
 
 
 # -- SIGKILL in the middle of writes ----------------------------------------------------------

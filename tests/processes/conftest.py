@@ -8,21 +8,15 @@ kills every one still running when the test ends, passed or failed.
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
 import subprocess
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
-import jexkv
-from tests.helpers import kill_all
+from tests.helpers import StartProcess, worker_script
 
-REPO_ROOT = pathlib.Path(jexkv.__file__).resolve().parent.parent
 WORKER = pathlib.Path(__file__).resolve().parent / "queue_worker.py"
 BACKENDS = ["sqlite", "redis"]
 REDIS_DB = 10  # not the contract suites' database (9)
@@ -63,27 +57,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Backend:
 
 
 @pytest.fixture
-def spawn(tmp_path: pathlib.Path) -> Iterator[Spawn]:
-    """Start worker processes; every one still running at the end is killed."""
-    procs: list[subprocess.Popen[bytes]] = []
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-
-    def start(
-        mode: str, url: str, index: str, cfg: dict[str, Any] | None = None
-    ) -> subprocess.Popen[bytes]:
-        with open(tmp_path / f"err-{index}.txt", "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, str(WORKER), mode, url, str(tmp_path), index]
-                + [json.dumps(cfg or {})],
-                env=env,
-                cwd=str(tmp_path),
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        procs.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        kill_all(procs)
+def spawn(start_process: StartProcess, tmp_path: pathlib.Path) -> Spawn:
+    """Start queue_worker.py processes; every one still running at the end is killed."""
+    return worker_script(start_process, WORKER, tmp_path)

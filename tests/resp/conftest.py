@@ -7,12 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import _started  # the plain server fixture lives there (contract tests too)
-from tests.redis_server import (
-    AnyRedis,
-    FakeRedis,
-    RedisServer,
-    TlsUnavailable,
-)
+from tests.redis_server import AnyRedis, RedisServer, TlsUnavailable
 
 AUTH_PASSWORD = "jexkv-Requirepass-7c1f"
 ACL_USER = "alice"
@@ -74,20 +69,3 @@ def client(redis_url: str):
     redis.execute_command("FLUSHALL")
     yield redis
     redis.close()
-
-
-@pytest.fixture
-def fake_redis():
-    """Make FakeRedis servers (closed at teardown): ``fake_redis(answer, accept_only=...)``."""
-    fakes = []
-
-    def make(answer=None, **kwargs) -> FakeRedis:
-        fake = FakeRedis(answer, **kwargs)
-        fakes.append(fake)
-        return fake
-
-    yield make
-    for fake in fakes:
-        fake.close()
-    for fake in fakes:
-        assert not fake.errors, f"the fake server failed: {fake.errors!r}"

@@ -409,16 +409,21 @@ def test_pool_connection_context(redis_server):
         pool.close()
 
 
-def test_pool_health_check_drops_a_killed_connection(redis_server):
+def test_pool_health_check_drops_a_killed_connection(redis_server, monkeypatch):
+    """The server killed an idle connection and the news has not come yet (the FIN still on
+    its way, or lost): has_unread() sees nothing, so only the PING of a connection idle
+    longer than health_check_interval finds it dead; it is dropped, never lent."""
     pool = make_pool(redis_server, health_check_interval=0.05)
     try:
         conn = pool.acquire()
         victim = client_id(conn)
         pool.release(conn)
         kill(redis_server, victim)
+        monkeypatch.setattr(Connection, "has_unread", lambda self: False)
         time.sleep(0.2)  # idle longer than the health check interval
         again = pool.acquire()
-        assert again.is_connected
+        assert again is not conn
+        assert not conn.is_connected  # dropped: closed, its slot freed
         assert again.execute("PING") == "PONG"
         assert client_id(again) != victim
         pool.release(again)
