@@ -18,14 +18,11 @@ from typing import Any, Callable
 
 import jexkv
 from jexkv.jobs import STATES, Job
+from jexkv.runner import UserError
 
 __all__ = ["main"]
 
 DEFAULT_URL = "sqlite:///jexkv.db"
-
-
-class UserError(Exception):
-    """A problem to report in one line, exit code 2."""
 
 
 def parse_value(text: str, raw: bool = False) -> Any:
@@ -276,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # writes (the interpreter's own flush at exit) go nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (jexkv.JexkvError, UserError, ValueError, TypeError, OSError) as exc:
+    except (jexkv.JexkvError, UserError) as exc:  # bad input, a backend down: one line
         print(f"jexkv: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

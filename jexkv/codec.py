@@ -21,13 +21,15 @@ import re
 import reprlib
 from typing import Any, Callable, NoReturn
 
-from jexkv.errors import SerializationError
+from jexkv.errors import InvalidArgument, InvalidArgumentType, SerializationError
 
 __all__ = [
     "JsonText",
     "check_amount",
     "check_int",
+    "NX_AND_XX",
     "check_key",
+    "check_prefix",
     "check_text",
     "check_ttl",
     "decode",
@@ -102,7 +104,7 @@ def check_text(value: str, what: str) -> str:
     found = _SURROGATE.search(value)
     if found is None:
         return value
-    raise ValueError(
+    raise InvalidArgument(
         f"{what} {value!r} holds a lone surrogate (U+{ord(found.group()):04X} at index "
         f"{found.start()}), which is not text: UTF-8 cannot carry it"
     )
@@ -122,10 +124,20 @@ def check_key(key: object) -> str:
     if type(key) is str and key and key.isascii():
         return key
     if not isinstance(key, str):
-        raise TypeError(f"key must be a str, got {type(key).__name__}: {key!r}")
+        raise InvalidArgumentType(f"key must be a str, got {type(key).__name__}: {key!r}")
     if not key:
-        raise ValueError("key must be a non-empty str")
+        raise InvalidArgument("key must be a non-empty str")
     return check_text(key, "key")  # a str subclass: accepted as the text it holds
+
+
+def check_prefix(prefix: object) -> str:
+    """Return ``prefix`` (of ``keys(prefix)``) if it is a str of text (empty is fine)."""
+    if not isinstance(prefix, str):
+        raise InvalidArgumentType(f"prefix must be a str, got {type(prefix).__name__}")
+    return check_text(prefix, "prefix")
+
+
+NX_AND_XX = "set: nx and xx exclude each other"
 
 
 def check_int(value: object, name: str, minimum: int = 0, unit: str = "") -> int:
@@ -135,7 +147,7 @@ def check_int(value: object, name: str, minimum: int = 0, unit: str = "") -> int
     if type(value) is int and value >= minimum:
         return value
     what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-    raise ValueError(f"{name} must be {what}{unit}, got {type(value).__name__}: {value!r}")
+    raise InvalidArgument(f"{name} must be {what}{unit}, got {type(value).__name__}: {value!r}")
 
 
 def check_ttl(ttl_ms: object, name: str = "ttl_ms") -> int:
@@ -149,7 +161,7 @@ def check_amount(amount: object) -> int:
     """Return ``amount`` if it is an int (not a bool); raise TypeError otherwise."""
     if type(amount) is int:
         return amount
-    raise TypeError(f"amount must be an int, got {type(amount).__name__}: {amount!r}")
+    raise InvalidArgumentType(f"amount must be an int, got {type(amount).__name__}: {amount!r}")
 
 
 _NOT_FINITE = "NaN and infinities are not JSON"

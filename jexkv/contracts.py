@@ -1,7 +1,7 @@
 """The public contract every adapter keeps, as typing Protocols.
 
 Rule: this module holds no behaviour. Each method's docstring is the contract
-(README: "The KV API", "The task queue"); the memory adapter is the
+(docs/contract.md; README: "The KV API", "The task queue"); the memory adapter is the
 reference implementation and the contract test suite runs every adapter
 against the same cases.
 """

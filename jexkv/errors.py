@@ -4,6 +4,8 @@
 
     JexkvError                      root: ``except jexkv.JexkvError`` catches all of ours
     ├── ConfigError (ValueError)    bad URL, unknown scheme or option, misuse of the API
+    ├── InvalidArgument (ValueError)     an argument jexkv refuses (an empty key, a ttl_ms of 0)
+    ├── InvalidArgumentType (TypeError)  an argument of the wrong type (a key that is no str)
     ├── SerializationError (TypeError)   a value JSON cannot carry (set, object, NaN)
     ├── WrongTypeError (TypeError)  an operation on a value of the wrong kind (incr on text)
     ├── ClosedError                 a call on a store or queue after close()
@@ -25,6 +27,8 @@ __all__ = [
     "BackendUnavailable",
     "ClosedError",
     "ConfigError",
+    "InvalidArgument",
+    "InvalidArgumentType",
     "JexkvError",
     "ProtocolError",
     "SerializationError",
@@ -39,6 +43,16 @@ class JexkvError(Exception):
 
 class ConfigError(JexkvError, ValueError):
     """A malformed URL, an unknown scheme or option, or a misuse of the API."""
+
+
+class InvalidArgument(JexkvError, ValueError):
+    """An argument jexkv refuses, checked before any I/O: an empty key, a ``ttl_ms`` that is
+    not a positive int, a job id of digits, a queue name holding ``:``…"""
+
+
+class InvalidArgumentType(JexkvError, TypeError):
+    """An argument of the wrong type, checked before any I/O: a key that is not a str, a
+    handler that is not callable…"""
 
 
 class SerializationError(JexkvError, TypeError):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jexkv.codec import check_int, check_text, decode, encode
+from jexkv.errors import InvalidArgument, InvalidArgumentType
 
 __all__ = [
     "RESERVED_IDS",
@@ -61,12 +62,16 @@ class Backoff:
 
     def __post_init__(self) -> None:
         if self.kind not in ("fixed", "exponential"):
-            raise ValueError(f"backoff kind must be 'fixed' or 'exponential', got {self.kind!r}")
+            raise InvalidArgument(
+                f"backoff kind must be 'fixed' or 'exponential', got {self.kind!r}"
+            )
         check_int(self.delay_ms, "backoff delay_ms", 0)
         if self.max_ms is not None:
             check_int(self.max_ms, "backoff max_ms", 0)
         if type(self.jitter) not in (int, float) or not 0.0 <= self.jitter <= 1.0:
-            raise ValueError(f"backoff jitter must be a number from 0 to 1, got {self.jitter!r}")
+            raise InvalidArgument(
+                f"backoff jitter must be a number from 0 to 1, got {self.jitter!r}"
+            )
 
     @classmethod
     def fixed(cls, ms: int) -> Backoff:
@@ -125,16 +130,17 @@ class Job:
     finished_at_ms: int | None = None
 
 
-_JOB_FIELDS = tuple(Job.__dataclass_fields__)
+_JOB_FIELDS = frozenset(Job.__dataclass_fields__)
 
 
 _FINISHED = ("completed", "dead")
 
 
-def job_from(*values: Any) -> Job:
-    """A Job from its field values in order, built without the frozen dataclass's
-    per-field ``object.__setattr__`` calls (a third of the cost of handing out a
-    job); the object is the same as ``Job(*values)`` would give.
+def job_from(**fields: Any) -> Job:
+    """A Job from every one of its fields, by name (a missing or unknown name raises
+    TypeError), built without the frozen dataclass's per-field ``object.__setattr__``
+    calls (a third of the cost of handing out a job); the object is the same as
+    ``Job(**fields)`` would give. Every adapter builds its jobs here.
 
     One rule for every adapter: a job whose attempts are used up and that runs again
     (its lost runs counted as stalls, or BullMQ's ``job.retry()`` / Bull Board, which
@@ -142,12 +148,15 @@ def job_from(*values: Any) -> Job:
     attempts while it waits or runs, so the run reads "attempt 2 of 2", never "2 of 1";
     a finished job shows at least as many attempts as it made.
     """
+    if fields.keys() != _JOB_FIELDS:
+        missing = sorted(_JOB_FIELDS - fields.keys())
+        unknown = sorted(fields.keys() - _JOB_FIELDS)
+        raise TypeError(f"job_from: missing fields {missing}, unknown fields {unknown}")
     job = object.__new__(Job)
-    fields = job.__dict__
-    fields.update(zip(_JOB_FIELDS, values))
     made = fields["attempts_made"]
     if made >= fields["attempts"]:
         fields["attempts"] = made if fields["state"] in _FINISHED else made + 1
+    job.__dict__.update(fields)
     return job
 
 
@@ -179,31 +188,31 @@ class NewJob:
 def added_job(queue: str, new: NewJob, job_id: str, state: str, due_at: int, now: int) -> Job:
     """The Job a backend just added for ``new``, built from what it wrote (no read back)."""
     return job_from(
-        job_id,
-        queue,
-        new.name,
-        new.payload_value(),
-        new.attempts,
-        0,
-        new.priority,
-        now,
-        state,
-        None,
-        None,
-        due_at,
-        None,
-        0,
-        Backoff.from_dict(new.backoff),
-        None,
-        None,
+        id=job_id,
+        queue=queue,
+        name=new.name,
+        payload=new.payload_value(),
+        attempts=new.attempts,
+        attempts_made=0,
+        priority=new.priority,
+        created_at_ms=now,
+        state=state,
+        error=None,
+        result=None,
+        due_at_ms=due_at,
+        traceback=None,
+        stall_count=0,
+        backoff=Backoff.from_dict(new.backoff),
+        processed_at_ms=None,
+        finished_at_ms=None,
     )
 
 
 def _check_name(what: str, value: object) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, got {type(value).__name__}: {value!r}")
+        raise InvalidArgumentType(f"{what} must be a str, got {type(value).__name__}: {value!r}")
     if not value:
-        raise ValueError(f"{what} must be a non-empty str")
+        raise InvalidArgument(f"{what} must be a non-empty str")
     return check_text(value, what)
 
 
@@ -211,11 +220,13 @@ def _check_job_id(job_id: object) -> str:
     _check_name("job_id", job_id)
     assert isinstance(job_id, str)
     if job_id.isdigit():
-        raise ValueError(f"job_id {job_id!r} looks like an integer; those are the queue's own ids")
+        raise InvalidArgument(
+            f"job_id {job_id!r} looks like an integer; those are the queue's own ids"
+        )
     if ":" in job_id:
-        raise ValueError(f"job_id {job_id!r} contains ':', which job ids may not")
+        raise InvalidArgument(f"job_id {job_id!r} contains ':', which job ids may not")
     if job_id in RESERVED_IDS:
-        raise ValueError(
+        raise InvalidArgument(
             f"job_id {job_id!r} is the name of one of the queue's own keys, which job ids "
             f"may not be (reserved: {', '.join(sorted(RESERVED_IDS))})"
         )

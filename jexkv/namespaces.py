@@ -14,6 +14,7 @@ reaches the whole database (README, "Sharing one Redis").
 from __future__ import annotations
 
 from jexkv.codec import check_text
+from jexkv.errors import InvalidArgument, InvalidArgumentType
 
 __all__ = ["check_namespace", "check_queue_name", "key_prefix", "qualify"]
 
@@ -24,11 +25,13 @@ def check_namespace(namespace: object) -> str:
     """The namespace ``namespace`` names (a trailing ``:`` dropped); ValueError naming the
     rule for one that holds ``:`` elsewhere, or a lone surrogate; TypeError if not a str."""
     if not isinstance(namespace, str):
-        raise TypeError(f"namespace must be a str, got {type(namespace).__name__}: {namespace!r}")
+        raise InvalidArgumentType(
+            f"namespace must be a str, got {type(namespace).__name__}: {namespace!r}"
+        )
     check_text(namespace, "namespace")
     word = namespace[:-1] if namespace.endswith(SEPARATOR) else namespace
     if SEPARATOR in word or (namespace and not word):
-        raise ValueError(
+        raise InvalidArgument(
             f"namespace {namespace!r} holds ':' (other than one at its end): a namespace is "
             "one word, and jexkv puts the ':' after it, so that two namespaces never share a "
             "key or a queue (write e.g. 'app' or 'app:', not 'app:cache:')"
@@ -39,11 +42,13 @@ def check_namespace(namespace: object) -> str:
 def check_queue_name(queue: object) -> str:
     """``queue`` if it is a non-empty str of text without ``:``; TypeError/ValueError if not."""
     if not isinstance(queue, str):
-        raise TypeError(f"queue name must be a str, got {type(queue).__name__}: {queue!r}")
+        raise InvalidArgumentType(
+            f"queue name must be a str, got {type(queue).__name__}: {queue!r}"
+        )
     if not queue:
-        raise ValueError("queue name must be a non-empty str")
+        raise InvalidArgument("queue name must be a non-empty str")
     if SEPARATOR in queue:
-        raise ValueError(
+        raise InvalidArgument(
             f"queue name {queue!r} holds ':', which queue names may not: ':' separates a "
             "namespace from its queues and the parts of a queue's Redis keys (BullMQ refuses "
             "it too)"

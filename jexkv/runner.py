@@ -21,9 +21,13 @@ import jexkv
 from jexkv.jobs import Job
 from jexkv.urls import parse_url, redact_url
 
-__all__ = ["run_worker"]
+__all__ = ["UserError", "run_worker"]
 
 log = logging.getLogger("jexkv.worker")
+
+
+class UserError(Exception):
+    """A mistake of the command line's user: reported in one line, exit code 2 (cli.py)."""
 
 
 class _SetupQueue:
@@ -47,7 +51,9 @@ class _SetupQueue:
         self, queue: str, handler: Callable[[Job], Any], *, concurrency: int | None = None
     ) -> None:
         if not callable(handler):
-            raise TypeError(f"handler must be callable, got {type(handler).__name__}")
+            raise jexkv.InvalidArgumentType(
+                f"handler must be callable, got {type(handler).__name__}"
+            )
         if queue in self.registered:
             raise jexkv.ConfigError(f"queue {queue!r} has a worker already on this TaskQueue")
         self._pending.append((queue, _logged(queue, handler), concurrency or self._concurrency))
@@ -58,8 +64,6 @@ class _SetupQueue:
 
     def __getattr__(self, name: str) -> Any:
         if name in _JOB_ONLY:  # the setup function treats its argument as a Job
-            from jexkv.cli import UserError
-
             raise UserError(
                 f"{self._target} read .{name} of its argument, as a job handler does: "
                 "point `jexkv worker` at a setup function that takes the queue and calls "
@@ -101,8 +105,6 @@ def _logged(queue: str, handler: Callable[[Job], Any]) -> Callable[[Job], Any]:
 
 
 def _load(target: str) -> Callable[[Any], Any]:
-    from jexkv.cli import UserError
-
     module_name, _, function_name = target.partition(":")
     if not module_name or not function_name:
         raise UserError(f"the worker target must be MODULE:FUNCTION, got {target!r}")
@@ -118,8 +120,6 @@ def _load(target: str) -> Callable[[Any], Any]:
 
 
 def run_worker(url: str, target: str, concurrency: int) -> int:
-    from jexkv.cli import UserError
-
     if concurrency < 1:
         raise UserError(f"--concurrency must be 1 or more, got {concurrency}")
     setup = _load(target)

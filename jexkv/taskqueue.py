@@ -7,17 +7,20 @@ worker.Workers runs the handlers. The same class serves every adapter.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 from jexkv.contracts import QueueBackend
-from jexkv.errors import ClosedError
+from jexkv.errors import ClosedError, InvalidArgument, InvalidArgumentType
 from jexkv.jobs import STATES, Backoff, Job, new_job
 from jexkv.namespaces import check_queue_name as check_queue
 from jexkv.worker import Workers
 
 __all__ = ["JobQueue"]
+
+log = logging.getLogger("jexkv")
 
 _JOB_KEYS = frozenset({"name", "payload", "delay_ms", "attempts", "backoff", "priority", "job_id"})
 
@@ -84,12 +87,14 @@ class JobQueue:
         checked = []
         for i, item in enumerate(jobs):
             if not isinstance(item, Mapping):
-                raise TypeError(f"enqueue_many: item {i} must be a dict, got {type(item).__name__}")
+                raise InvalidArgumentType(
+                    f"enqueue_many: item {i} must be a dict, got {type(item).__name__}"
+                )
             unknown = set(item) - _JOB_KEYS
             if unknown:
-                raise ValueError(f"enqueue_many: item {i} has unknown keys {sorted(unknown)}")
+                raise InvalidArgument(f"enqueue_many: item {i} has unknown keys {sorted(unknown)}")
             if "name" not in item:
-                raise ValueError(f"enqueue_many: item {i} has no 'name'")
+                raise InvalidArgument(f"enqueue_many: item {i} has no 'name'")
             args = dict(item)
             checked.append(new_job(args.pop("name"), args.pop("payload", None), **args))
         return self._backend.add(queue, checked) if checked else []
@@ -100,16 +105,16 @@ class JobQueue:
         self._check_open()
         check_queue(queue)
         if not callable(handler):
-            raise TypeError(f"handler must be callable, got {type(handler).__name__}")
+            raise InvalidArgumentType(f"handler must be callable, got {type(handler).__name__}")
         if type(concurrency) is not int or concurrency < 1:
-            raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+            raise InvalidArgument(f"concurrency must be an int >= 1, got {concurrency!r}")
         self._workers.start(queue, handler, concurrency)
 
     def get_job(self, queue: str, job_id: str) -> Job | None:
         self._check_open()
         check_queue(queue)
         if not isinstance(job_id, str):
-            raise TypeError(f"job_id must be a str, got {type(job_id).__name__}")
+            raise InvalidArgumentType(f"job_id must be a str, got {type(job_id).__name__}")
         return self._backend.get(queue, job_id)
 
     def counts(self, queue: str) -> dict[str, int]:
@@ -123,16 +128,16 @@ class JobQueue:
         self._check_open()
         check_queue(queue)
         if state not in STATES:
-            raise ValueError(f"state must be one of {', '.join(STATES)}; got {state!r}")
+            raise InvalidArgument(f"state must be one of {', '.join(STATES)}; got {state!r}")
         if type(limit) is not int or limit < 0:
-            raise ValueError(f"limit must be an int >= 0, got {limit!r}")
+            raise InvalidArgument(f"limit must be an int >= 0, got {limit!r}")
         return self._backend.list_jobs(queue, state, limit)
 
     def retry_dead(self, queue: str, job_id: str | None = None) -> int:
         self._check_open()
         check_queue(queue)
         if job_id is not None and not isinstance(job_id, str):
-            raise TypeError(f"job_id must be a str or None, got {type(job_id).__name__}")
+            raise InvalidArgumentType(f"job_id must be a str or None, got {type(job_id).__name__}")
         return self._backend.retry_dead(queue, job_id)
 
     def purge_dead(self, queue: str) -> int:
@@ -154,12 +159,22 @@ class JobQueue:
     def close(self, timeout_ms: int | None = None) -> None:
         """Stop fetching, wait for running handlers (up to ``timeout_ms``), release."""
         if timeout_ms is not None and (type(timeout_ms) is not int or timeout_ms < 0):
-            raise ValueError(f"timeout_ms must be an int >= 0 or None, got {timeout_ms!r}")
+            raise InvalidArgument(f"timeout_ms must be an int >= 0 or None, got {timeout_ms!r}")
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-        self._workers.stop(None if timeout_ms is None else timeout_ms / 1000.0)
+        abandoned = self._workers.stop(None if timeout_ms is None else timeout_ms / 1000.0)
+        if abandoned:
+            log.warning(
+                "close(timeout_ms=%s) on %s gave up on %d running jobs (%s): their handlers "
+                "go on, their outcome is not recorded, and each job runs again once its lease "
+                "runs out where jobs outlive this queue object (SQLite, Redis, memory://NAME)",
+                timeout_ms,
+                self._description,
+                len(abandoned),
+                ", ".join(abandoned[:10]) + (", …" if len(abandoned) > 10 else ""),
+            )
         self._backend.close()
         if self._on_close is not None:
             self._on_close()

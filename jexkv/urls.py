@@ -8,51 +8,70 @@ part and creates nothing (no file, no folder, no thread, no connection).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from typing import Any, Callable, Union
+from typing import Any, Callable
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from jexkv.contracts import KVStore, TaskQueue
 from jexkv.errors import ConfigError
+from jexkv.resp.url import OPTIONS as REDIS_OPTIONS
+from jexkv.resp.url import option_value, redact_url
 
 __all__ = ["open_kv", "open_queue", "parse_url", "redact_url"]
 
 
-class _Int:
-    """An int option with a lower bound (``nullable``: None is allowed too)."""
-
-    def __init__(self, minimum: int, nullable: bool = False) -> None:
-        self.minimum, self.nullable = minimum, nullable
+# How an option's value is checked: (name, value, from_query) -> the value to use, or
+# ConfigError naming the option.
+_Spec = Callable[[str, Any, bool], Any]
 
 
-_POSITIVE, _COUNT = _Int(1), _Int(0)
-_Spec = Union[type, _Int]  # noqa: UP007 - evaluated at run time, on Python 3.9 too
+def _int(minimum: int, nullable: bool = False) -> _Spec:
+    """An int option of at least ``minimum`` (``nullable``: None too, from a keyword)."""
+
+    def check(name: str, value: Any, from_query: bool) -> Any:
+        if value is None and nullable and not from_query:
+            return None
+        if from_query:
+            try:
+                value = int(value, 10)
+            except ValueError:
+                raise ConfigError(f"option {name!r} must be an int, got {value!r}") from None
+        elif type(value) is not int:
+            raise ConfigError(
+                f"option {name!r} must be an int, got {type(value).__name__}: {value!r}"
+            )
+        if value < minimum:
+            raise ConfigError(f"option {name!r} must be >= {minimum}, got {value}")
+        return value
+
+    return check
+
+
+def _text(name: str, value: Any, from_query: bool) -> Any:
+    if not isinstance(value, str):
+        raise ConfigError(f"option {name!r} must be a str, got {type(value).__name__}")
+    return value
+
+
+def _redis_client(name: str, value: Any, from_query: bool) -> Any:
+    return option_value(name, value)  # the client's own table and checks (jexkv.resp.url)
+
+
+_POSITIVE, _COUNT = _int(1), _int(0)
 
 # Options every store takes, then each kind's own, then each adapter's own.
-_COMMON: dict[str, _Spec] = {"namespace": str}
+_COMMON: dict[str, _Spec] = {"namespace": _text}
 _KIND: dict[str, dict[str, _Spec]] = {
     "kv": {},
     "queue": {
         "lease_ms": _POSITIVE,
         "keep_completed": _COUNT,
-        "keep_dead": _Int(0, nullable=True),
+        "keep_dead": _int(0, nullable=True),
         "max_stalls": _COUNT,
     },
 }
-# Options of jexkv's Redis client (jexkv.resp.url), on every Redis adapter.
-_REDIS_CLIENT: dict[str, _Spec] = {
-    "connect_timeout_ms": _POSITIVE,
-    "socket_timeout_ms": _POSITIVE,
-    "max_connections": _POSITIVE,
-    "retries": _COUNT,
-    "client_name": str,
-    "db": _COUNT,
-    "ssl_ca_file": str,
-    "ssl_cert_file": str,
-    "ssl_key_file": str,
-    "ssl_check_hostname": str,
-}
+# Options of jexkv's Redis client, on every Redis adapter: its own table.
+_REDIS_CLIENT: dict[str, _Spec] = dict.fromkeys(REDIS_OPTIONS, _redis_client)
 _ADAPTER: dict[tuple[str, str], dict[str, _Spec]] = {
     ("kv", "memory"): {"purge_interval_ms": _POSITIVE},
     ("kv", "sqlite"): {
@@ -63,41 +82,12 @@ _ADAPTER: dict[tuple[str, str], dict[str, _Spec]] = {
     ("kv", "redis"): _REDIS_CLIENT,
     ("queue", "memory"): {},
     ("queue", "sqlite"): {"busy_timeout_ms": _POSITIVE},
-    ("queue", "redis"): {**_REDIS_CLIENT, "prefix": str},
+    ("queue", "redis"): {**_REDIS_CLIENT, "prefix": _text},
 }
 # The URL schemes of each adapter.
 _SCHEMES = {"memory": "memory", "sqlite": "sqlite", "redis": "redis", "rediss": "redis",
             "unix": "redis", "redis+cluster": "redis", "rediss+cluster": "redis",
             "redis+sentinel": "redis"}  # fmt: skip
-
-
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*:/*)(.*)@", re.DOTALL)
-
-
-def redact_url(url: str) -> str:
-    """``url`` fit for an error or a log line: whatever stands between the scheme and the
-    last ``@`` (user and password) becomes ``***``, even in a URL that does not parse."""
-    return _USERINFO.sub(r"\1***@", url, count=1)
-
-
-def _coerce(name: str, value: Any, spec: _Spec, *, from_query: bool) -> Any:
-    if spec is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"option {name!r} must be a str, got {type(value).__name__}")
-        return value
-    assert isinstance(spec, _Int)
-    if value is None and spec.nullable and not from_query:
-        return None
-    if from_query:
-        try:
-            value = int(value, 10)
-        except ValueError:
-            raise ConfigError(f"option {name!r} must be an int, got {value!r}") from None
-    elif type(value) is not int:
-        raise ConfigError(f"option {name!r} must be an int, got {type(value).__name__}: {value!r}")
-    if value < spec.minimum:
-        raise ConfigError(f"option {name!r} must be >= {spec.minimum}, got {value}")
-    return value
 
 
 def _other_half(kind: str, scheme: str) -> dict[str, _Spec]:
@@ -137,7 +127,7 @@ def _options(kind: str, scheme: str, query: str, kwargs: Mapping[str, Any]) -> d
             if name in seen:
                 raise ConfigError(f"option {name!r} given twice in the URL")
             seen.add(name)
-            value = _coerce(name, value, spec, from_query=source == "query")
+            value = spec(name, value, source == "query")
             if name in allowed:  # the other half's options are checked, then left to it
                 merged[name] = value
     return merged

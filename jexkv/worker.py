@@ -295,8 +295,9 @@ class Workers:
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + self.lease_ms / 1000.0
 
-    def stop(self, timeout_s: float | None) -> bool:
-        """Stop fetching and wait for running handlers; True if all of them finished."""
+    def stop(self, timeout_s: float | None) -> list[str]:
+        """Stop fetching and wait for running handlers (up to ``timeout_s``); the ids of the
+        jobs whose handlers were still running when the wait gave up."""
         with self._lock:
             self.stopping.set()
             pools = list(self._pools.values())
@@ -308,9 +309,9 @@ class Workers:
                 if thread is threading.current_thread():
                     continue  # close() called from a handler: it cannot wait for itself
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        finished = not any(t.is_alive() for p in pools for t in p.threads)
+        abandoned = [job_id for pool in pools for job_id, _ in pool.held()]
         # Leases are renewed until the handlers are done (or the wait gave up).
         self._maintenance_stop.set()
         if self._maintenance is not None and self._maintenance is not threading.current_thread():
             self._maintenance.join()
-        return finished
+        return abandoned

@@ -20,6 +20,8 @@ EXPECTED_ALL = [
     "Backoff",
     "ClosedError",
     "ConfigError",
+    "InvalidArgument",
+    "InvalidArgumentType",
     "JexkvError",
     "Job",
     "KVStore",
@@ -35,6 +37,8 @@ EXPECTED_ALL = [
 ERROR_TREE = [
     ("JexkvError", ("Exception",)),
     ("ConfigError", ("JexkvError", "ValueError")),
+    ("InvalidArgument", ("JexkvError", "ValueError")),
+    ("InvalidArgumentType", ("JexkvError", "TypeError")),
     ("SerializationError", ("JexkvError", "TypeError")),
     ("ClosedError", ("JexkvError",)),
     ("WrongTypeError", ("JexkvError", "TypeError")),

@@ -121,3 +121,31 @@ def test_no_log_message_repeats_the_logger_name():
             ):
                 offenders.append(f"{path.relative_to(JEXKV)}:{node.lineno}")
     assert offenders == []
+
+
+def test_close_names_the_jobs_whose_handlers_it_gave_up_on(caplog):
+    started, release = threading.Event(), threading.Event()
+
+    def handle(job):
+        started.set()
+        release.wait(10)
+
+    queue = jexkv.open_queue("memory://")
+    try:
+        queue.register_worker("q", handle)
+        job = queue.enqueue("q", "slow")
+        assert started.wait(10)
+        queue.close(timeout_ms=100)
+    finally:
+        release.set()
+    warnings = [r.getMessage() for r in _records(caplog) if "gave up on" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in _records(caplog)]
+    assert "1 running jobs" in warnings[0] and f"({job.id})" in warnings[0]
+
+
+def test_a_close_that_waits_for_every_handler_logs_nothing(caplog):
+    with jexkv.open_queue("memory://") as queue:
+        queue.register_worker("q", lambda job: None)
+        queue.enqueue("q", "quick")
+        assert wait_for(lambda: queue.counts("q")["waiting"] == 0)
+    assert [r for r in _records(caplog) if "gave up on" in r.getMessage()] == []

@@ -13,8 +13,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from jexkv.clock import steady_ms
-from jexkv.codec import check_amount, check_key, check_text, check_ttl, freeze, thaw
-from jexkv.errors import ClosedError, WrongTypeError
+from jexkv.codec import (
+    NX_AND_XX,
+    check_amount,
+    check_key,
+    check_prefix,
+    check_ttl,
+    freeze,
+    thaw,
+)
+from jexkv.errors import ClosedError, InvalidArgument, WrongTypeError
 from jexkv.memory import space as spaces
 from jexkv.namespaces import check_namespace
 
@@ -90,9 +98,7 @@ class MemoryKV:
     def keys(self, prefix: str = "") -> Iterator[str]:
         if self._closed:
             raise ClosedError("this KV store is closed")
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
-        check_text(prefix, "prefix")
+        check_prefix(prefix)
         return self._iter_keys(prefix)
 
     def _iter_keys(self, start: str) -> Iterator[str]:
@@ -134,7 +140,7 @@ class MemoryKV:
         with space.lock:
             if nx or xx:
                 if nx and xx:
-                    raise ValueError("set: nx and xx exclude each other")
+                    raise InvalidArgument(NX_AND_XX)
                 if (self._live(full, steady_ms()) is None) != nx:
                     return False
             self._data[full] = (stored, expires_at)

@@ -15,37 +15,30 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from jexkv.codec import check_amount, check_key, check_text, check_ttl, decode, encode
-from jexkv.errors import ClosedError, SerializationError, WrongTypeError
+from jexkv.codec import (
+    NX_AND_XX,
+    check_amount,
+    check_key,
+    check_prefix,
+    check_ttl,
+    decode,
+    encode,
+)
+from jexkv.errors import (
+    ClosedError,
+    InvalidArgument,
+    SerializationError,
+    WrongTypeError,
+)
 from jexkv.namespaces import check_namespace, key_prefix
+from jexkv.redis.scripts import kv_script
 from jexkv.resp import ServerError
-from jexkv.resp.connect import AnyRedis
+from jexkv.resp.surface import RedisClient
 
 __all__ = ["DEFAULT_NAMESPACE", "RedisKV"]
 
 DEFAULT_NAMESPACE = "jexkv"  # where a store opened without a namespace keeps its keys
 
-# INCRBY, then a TTL only when this call created the key (a fixed window).
-_INCR = """
-local existed = redis.call('EXISTS', KEYS[1])
-local value = redis.call('INCRBY', KEYS[1], ARGV[1])
-if existed == 0 and ARGV[2] ~= '0' then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return value
-"""
-# SET every key (KEYS) to its value (ARGV[2..]), with PX ARGV[1] unless it is 0: atomic.
-_SET_MANY = """
-local ttl = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-    if ttl > 0 then
-        redis.call('SET', key, ARGV[i + 1], 'PX', ttl)
-    else
-        redis.call('SET', key, ARGV[i + 1])
-    end
-end
-return #KEYS
-"""
 _GLOB = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 _SCAN_COUNT = 500
 
@@ -54,15 +47,15 @@ class RedisKV:
     """A KV store on Redis; any number of processes may share one server."""
 
     def __init__(
-        self, client: AnyRedis, *, namespace: str = DEFAULT_NAMESPACE, description: str = "redis"
+        self, client: RedisClient, *, namespace: str = DEFAULT_NAMESPACE, description: str = "redis"
     ) -> None:
         self._client = client
         self._ns = check_namespace(namespace)
         self._prefix = key_prefix(self._ns)  # "<namespace>:", or "" for the whole database
         self._description = description
         self._closed = False
-        self._incr = client.register_script(_INCR)
-        self._set_many = client.register_script(_SET_MANY)
+        self._incr = kv_script(client, "kv_incr")
+        self._set_many = kv_script(client, "kv_set_many")
 
     def _key(self, key: object) -> str:
         if self._closed:
@@ -96,9 +89,7 @@ class RedisKV:
     def keys(self, prefix: str = "") -> Iterator[str]:
         if self._closed:
             raise ClosedError(f"this KV store on {self._description} is closed")
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
-        check_text(prefix, "prefix")
+        check_prefix(prefix)
         return self._scan((self._prefix + prefix).translate(_GLOB) + "*")
 
     def _scan(self, pattern: str) -> Iterator[str]:
@@ -129,7 +120,7 @@ class RedisKV:
         if ttl_ms is not None:
             args += ["PX", check_ttl(ttl_ms)]
         if nx and xx:
-            raise ValueError("set: nx and xx exclude each other")
+            raise InvalidArgument(NX_AND_XX)
         if nx:
             args.append("NX")
         elif xx:

@@ -25,15 +25,13 @@ import logging
 import os
 import socket
 import threading
+import time
 from typing import Any
 
 from jexkv.errors import BackendError
 from jexkv.outages import OutageLog
-from jexkv.resp import ServerError
-from jexkv.resp.client import Redis
-from jexkv.resp.connect import AnyRedis
-from jexkv.resp.connection import Connection
-from jexkv.resp.protocol import ErrorReply, as_text, pack_command
+from jexkv.resp.blocking import Blocker
+from jexkv.resp.surface import RedisClient
 from jexkv.wakeups import Wakeups
 
 __all__ = ["DEDICATED", "MarkerWatch"]
@@ -44,6 +42,7 @@ DEDICATED = 8  # queues per store with a watcher (and connection) of their own
 POLL_S = 0.05  # the wake-up period where the server refuses BZPOPMIN, the block where CLIENT
 _BLOCK_S = 5.0  # the longest a watcher blocks before it looks at its queues again
 _SLACK_S = 0.25  # how late past its timeout the server may answer a blocking command
+_INTERRUPT_S = 0.1  # how long a queue's first waiter tries to end its watcher's wait
 _ERROR_PAUSE_S = 0.5
 
 
@@ -55,10 +54,8 @@ class _Watcher:
         self.name = name
         self.shared = shared
         self.markers: dict[str, str] = {}  # marker key -> queue
-        self.blocked_on: frozenset[str] = frozenset()  # the keys of the running BZPOPMIN
-        self.conn: Connection | None = None
-        self.conn_id: int | None = None
-        self.node: Redis | None = None
+        self.blocked_on: frozenset[str] = frozenset()  # the keys of the running wait
+        self.blocker = owner.client.blocker(client_name=name)
         self.thread = threading.Thread(target=self._run, name="jexkv-markers", daemon=True)
 
     def _keys(self) -> list[str]:
@@ -75,24 +72,36 @@ class _Watcher:
                     owner.cond.wait(_BLOCK_S)
                     continue
                 self.blocked_on = frozenset(keys)
-            if not owner.can_block:  # refused BZPOPMIN: wake the waiting queues now and then
+            if not self.blocker.can_block:  # BZPOPMIN refused: wake the waiting queues at times
                 owner.stop_event.wait(POLL_S)
                 for key in keys:
                     owner.wakeups.bump(self.markers[key])
                 continue
             try:
-                popped = self._pop(keys)
+                popped = self.blocker.bzpopmin(
+                    keys, _BLOCK_S if self.blocker.can_interrupt else POLL_S
+                )
                 owner.outage.ok()
             except Exception as exc:
                 owner.outage.failed(exc, "waiting for jobs")
-                self.close()
                 owner.stop_event.wait(_ERROR_PAUSE_S)
                 continue
             finally:
                 with owner.cond:
                     self.blocked_on = frozenset()
+            owner.learnt(self.blocker)
             if popped is not None:
                 self._woken(*popped)
+
+    def end_wait(self, blocked: frozenset[str]) -> None:
+        """End the wait on ``blocked`` (the keys it was about to block on, or blocks on now),
+        so the watcher blocks again with today's markers. The wait may not have reached the
+        server yet: tried again for a few ms until it has, or the watcher moved on."""
+        deadline = time.monotonic() + _INTERRUPT_S
+        while self.blocked_on is blocked and self.blocker.can_interrupt:
+            if self.blocker.interrupt() or time.monotonic() > deadline:
+                return
+            time.sleep(0.002)
 
     def _woken(self, key: str, member: Any, score: Any) -> None:
         queue = self.markers.get(key)
@@ -101,84 +110,15 @@ class _Watcher:
             return
         # Every worker of that queue went busy: the marker belongs to whoever is idle.
         try:
-            assert self.node is not None  # it answered the BZPOPMIN
-            self.node.execute_command("ZADD", key, score, member)
+            self.owner.client.execute_command("ZADD", key, score, member)
         except BackendError as exc:
             self.owner.outage.failed(exc, "handing back a queue's marker")
-
-    def _connect(self, key: str) -> Connection:
-        owner = self.owner
-        node = self.node = owner.client.node_for(key)  # on a cluster: the markers' node
-        conn = node.new_connection(client_name=self.name)
-        conn.connect()
-        self.conn_id = None
-        if owner.can_unblock:
-            reply = conn.execute("CLIENT", "ID")
-            if isinstance(reply, ErrorReply) and reply.code == "NOPERM":
-                owner.denied(
-                    "CLIENT", f"a queue's first idle worker is seen within {POLL_S * 1000:.0f} ms"
-                )
-                owner.can_unblock = False
-            elif isinstance(reply, ErrorReply):
-                conn.close()
-                raise BackendError(f"CLIENT ID failed: {reply}")
-            else:
-                self.conn_id = int(reply)
-        self.conn = conn
-        return conn
-
-    def _pop(self, keys: list[str]) -> tuple[str, Any, Any] | None:
-        """BZPOPMIN over ``keys``: (key, member, score), or None when it timed out or was
-        interrupted."""
-        conn = self.conn
-        if conn is None or not conn.is_connected or conn.pid != os.getpid():
-            conn = self._connect(keys[0])
-        seconds = _BLOCK_S if self.owner.can_unblock else POLL_S
-        try:
-            conn.send(pack_command("BZPOPMIN", *keys, f"{seconds:.3f}"))
-            reply = conn.read_reply(seconds + conn.socket_timeout + _SLACK_S)
-        except BaseException:
-            self.close()
-            raise
-        if isinstance(reply, ErrorReply):
-            self.close()
-            if reply.code == "NOPERM":
-                self.owner.denied(
-                    "BZPOPMIN", f"idle workers look at their queues every {POLL_S * 1000:.0f} ms"
-                )
-                self.owner.can_block = False
-                return None
-            if reply.code in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"):
-                note = getattr(self.owner.client, "note_redirect", None)
-                if note is not None:
-                    note(reply)  # the slot moved: the next block finds its node again
-                return None
-            raise BackendError(f"waiting on {', '.join(keys)} failed: {reply}")
-        if not reply:
-            return None
-        key, member, score = reply
-        return as_text(key), member, score
-
-    def interrupt(self) -> None:
-        """End the running BZPOPMIN now (it blocks again with the markers of today)."""
-        conn_id, node = self.conn_id, self.node
-        if conn_id is None or node is None:
-            return  # no CLIENT: it ends by its own (short) timeout
-        try:
-            node.execute_command("CLIENT", "UNBLOCK", conn_id)
-        except (BackendError, ServerError):
-            pass  # it returns by its own timeout then
-
-    def close(self) -> None:
-        conn, self.conn, self.conn_id = self.conn, None, None
-        if conn is not None:
-            conn.close()
 
 
 class MarkerWatch:
     """The watchers of one Redis queue store (one backend object)."""
 
-    def __init__(self, client: AnyRedis, wakeups: Wakeups) -> None:
+    def __init__(self, client: RedisClient, wakeups: Wakeups) -> None:
         self.client = client
         self.wakeups = wakeups
         self.outage = OutageLog(log, repr(client))  # one warning per outage
@@ -193,10 +133,7 @@ class MarkerWatch:
         self._queues: dict[str, _Watcher] = {}  # queue -> its watcher
         self._watchers: list[_Watcher] = []
         self._dedicated = 0
-        # What the server lets this user run (ACLs), learnt once.
-        self.can_block = True
-        self.can_unblock = True
-        self._denied: set[str] = set()
+        self._told: set[str] = set()
 
     def watch(self, queue: str, marker: str, name: str) -> None:
         """Wake ``queue`` when its ``marker`` gets work; ``name``: the connection name a
@@ -240,13 +177,20 @@ class MarkerWatch:
             blocked = watcher.blocked_on
         marker = next((m for m, q in watcher.markers.items() if q == queue), None)
         if blocked and marker not in blocked:
-            watcher.interrupt()
+            watcher.end_wait(blocked)
 
-    def denied(self, command: str, instead: str) -> None:
-        if command not in self._denied:
-            self._denied.add(command)
-            log.warning("the Redis user of %r may not run %s (ACL); %s", self.client, command,
-                        instead)  # fmt: skip
+    def learnt(self, blocker: Blocker) -> None:
+        """Say once, per store, what the server refused this user (ACLs) and what then."""
+        for command, allowed, instead in (
+            ("BZPOPMIN", blocker.can_block, f"idle workers look at their queues every "
+             f"{POLL_S * 1000:.0f} ms"),
+            ("CLIENT", blocker.can_interrupt, f"a queue's first idle worker is seen within "
+             f"{POLL_S * 1000:.0f} ms"),
+        ):  # fmt: skip
+            if not allowed and command not in self._told:
+                self._told.add(command)
+                log.warning("the Redis user of %r may not run %s (ACL); %s", self.client,
+                            command, instead)  # fmt: skip
 
     def close(self) -> None:
         """Stop every watcher (from the process that started them)."""
@@ -255,9 +199,13 @@ class MarkerWatch:
             self.stop_event.set()
             self.cond.notify_all()
             watchers = list(self._watchers) if self._pid == os.getpid() else []
+        deadline = time.monotonic() + _BLOCK_S + _SLACK_S
         for watcher in watchers:
-            watcher.interrupt()
-        for watcher in watchers:
-            if watcher.thread.is_alive() and watcher.thread is not threading.current_thread():
-                watcher.thread.join(_BLOCK_S + _SLACK_S)
-            watcher.close()
+            # Interrupted again until it ends: a wait sent just after an interrupt would
+            # otherwise hold close() for its whole length.
+            while watcher.thread.is_alive() and watcher.thread is not threading.current_thread():
+                if time.monotonic() > deadline:
+                    break
+                watcher.blocker.interrupt()
+                watcher.thread.join(0.02)
+            watcher.blocker.close()

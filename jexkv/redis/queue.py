@@ -23,15 +23,15 @@ from typing import Any
 from jexkv.clock import due_ms, now_ms
 from jexkv.codec import check_text
 from jexkv.contracts import Claim
-from jexkv.errors import ConfigError
+from jexkv.errors import ConfigError, InvalidArgument
 from jexkv.jobs import STATES, Job, NewJob, added_job, is_job_id
 from jexkv.namespaces import check_namespace, qualify
 from jexkv.redis.job_hash import claimed_job, compact_json, hash_to_job, keep_opts, new_job_opts
 from jexkv.redis.markers import MarkerWatch
-from jexkv.redis.scripts import KEY_NAMES, load_scripts, queue_keys
+from jexkv.redis.scripts import BATCH, KEY_NAMES, load_scripts, queue_keys
 from jexkv.resp import ServerError
-from jexkv.resp.connect import AnyRedis
 from jexkv.resp.protocol import as_text
+from jexkv.resp.surface import RedisClient
 from jexkv.taskqueue import JobQueue
 from jexkv.wakeups import Wakeups
 
@@ -41,7 +41,6 @@ log = logging.getLogger("jexkv")
 
 MAX_PRIORITY = 2**21  # BullMQ's limit: priority * 2**32 + counter must stay exact in a double
 _MAX_DUE_MS = 2**53 // 4096 - 1  # delayed scores are due * 4096 + seq, exact in a double
-_BATCH = 1000  # what retry_dead / purge_dead move per script call
 # The oldest Redis the scripts and the idle wait work on (LPOS, BZPOPMIN with a fractional
 # timeout); README "The Redis queue and Node BullMQ".
 MIN_REDIS = (6, 0, 6)
@@ -61,7 +60,7 @@ def server_version(info: str) -> tuple[int, ...] | None:
 class RedisQueueBackend:
     def __init__(
         self,
-        client: AnyRedis,
+        client: RedisClient,
         *,
         prefix: str = "bull",
         namespace: str = "",
@@ -102,7 +101,8 @@ class RedisQueueBackend:
         if not self._server_checked:
             self._check_server()
         keys, job_prefix = self._queue(queue)
-        return self._scripts[script](keys, (job_prefix, now_ms() if now is None else now, *args))
+        now = now_ms() if now is None else now
+        return self._scripts[script](keys, (job_prefix, now, BATCH, *args))
 
     def _check_server(self) -> None:
         """Once per backend, before its first script: refuse a Redis older than MIN_REDIS."""
@@ -158,12 +158,14 @@ class RedisQueueBackend:
         rows: list[tuple[str, str, str, int, int]] = []
         for new in jobs:
             if new.priority > MAX_PRIORITY:
-                raise ValueError(
+                raise InvalidArgument(
                     f"priority must be <= {MAX_PRIORITY} on Redis (BullMQ's limit), "
                     f"got {new.priority}"
                 )
             if now + new.delay_ms > _MAX_DUE_MS:
-                raise ValueError(f"delay_ms {new.delay_ms} is too far ahead for BullMQ's layout")
+                raise InvalidArgument(
+                    f"delay_ms {new.delay_ms} is too far ahead for BullMQ's layout"
+                )
             plain = not (new.backoff or new.priority or new.delay_ms or new.job_id)
             opts = self._plain_opts.get(new.attempts) if plain else None
             if opts is None:
@@ -289,7 +291,7 @@ class RedisQueueBackend:
         while True:  # every job dead now; a job that dies again meanwhile waits for next time
             moved = int(self._run("retry_dead", queue, "", now=now))
             total += moved
-            if moved < _BATCH:
+            if moved < BATCH:
                 return total
 
     def purge_dead(self, queue: str) -> int:
@@ -297,7 +299,7 @@ class RedisQueueBackend:
         while True:
             removed = int(self._run("purge_dead", queue))
             total += removed
-            if removed < _BATCH:
+            if removed < BATCH:
                 return total
 
     def set_paused(self, queue: str, paused: bool) -> None:

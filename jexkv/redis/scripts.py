@@ -1,9 +1,10 @@
 """The queue's Lua scripts, loaded from the package files in ``jexkv/redis/lua``.
 
-Rule: every script is the part of ``lib.lua`` it uses followed by the script's own file, and
-every script takes the queue's fourteen keys (``queue_keys``) in the same order, with the job
-key prefix and the caller's clock as its first two arguments; BullMQ's layout
-(docs/redis-layout.md) is all they share with BullMQ.
+Rule: every queue script is the part of ``lib.lua`` it uses followed by the script's own file,
+and every one takes the queue's fourteen keys (``queue_keys``) in the same order, with the job
+key prefix, the caller's clock and ``BATCH`` as its first three arguments (each file's header
+says the rest); BullMQ's layout (docs/redis-layout.md) is all they share with BullMQ. The KV
+store's scripts (``kv_*.lua``) stand alone.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import re
 from importlib import resources
 
 from jexkv.resp import Script
-from jexkv.resp.connect import AnyRedis
+from jexkv.resp.surface import RedisClient
 
-__all__ = ["NAMES", "KEY_NAMES", "load_scripts", "queue_keys"]
+__all__ = ["BATCH", "KEY_NAMES", "KV_NAMES", "NAMES", "kv_script", "load_scripts", "queue_keys"]
 
 NAMES = (
     "add",
@@ -31,6 +32,10 @@ NAMES = (
     "purge_dead",
     "pause",
 )
+KV_NAMES = ("kv_incr", "kv_set_many")
+# How many jobs a step that moves many (promoting due delayed jobs, retrying or purging dead
+# ones) moves per call: it bounds how long one script holds the server.
+BATCH = 1000
 # The queue's keys, in the order lib.lua unpacks them.
 KEY_NAMES = (
     "wait", "active", "prioritized", "pc", "delayed", "completed", "failed", "stalled",
@@ -73,7 +78,12 @@ def build(body: str, lib: str) -> str:
     return preamble + kept + "\n" + body
 
 
-def load_scripts(client: AnyRedis) -> dict[str, Script]:
+def kv_script(client: RedisClient, name: str) -> Script:
+    """The KV store's script ``name`` (one of KV_NAMES), bound to ``client``."""
+    return client.register_script(_source(name))
+
+
+def load_scripts(client: RedisClient) -> dict[str, Script]:
     """Every queue script, bound to ``client`` (sent to the server on first use)."""
     lib = _source("lib")
     return {name: client.register_script(build(_source(name), lib)) for name in NAMES}

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from jexkv.errors import BackendTimeout, BackendUnavailable, ConfigError
+from jexkv.resp.blocking import Blocker
 from jexkv.resp.connection import Connection
 from jexkv.resp.errors import NoScriptError, WatchError, server_error
 from jexkv.resp.pool import ConnectionPool
@@ -32,7 +33,10 @@ from jexkv.resp.url import parse_redis_url
 
 __all__ = ["PubSub", "Pipeline", "Redis", "Script"]
 
-# Commands that only read: repeating one after a lost connection is harmless.
+# Commands sent again after a connection error even when the server may have run them:
+# reads, and the few admin commands jexkv sends whose second run changes nothing more than
+# the first (CONFIG GET/SET of one value, CLIENT ID/SETNAME/UNBLOCK, SCRIPT LOAD, COMMAND,
+# INFO). A write (SET, INCR, EVALSHA …) is never repeated behind the caller's back.
 _SAFE = frozenset(
     "GET MGET EXISTS TTL PTTL TYPE STRLEN GETRANGE HGET HMGET HGETALL HEXISTS HLEN HKEYS HVALS"
     " LLEN LRANGE LINDEX SCARD SISMEMBER SMEMBERS ZCARD ZSCORE ZRANGE ZRANGEBYSCORE ZCOUNT"
@@ -186,6 +190,10 @@ class Redis:
 
     def register_script(self, lua: str) -> Script:
         return Script(self, lua)
+
+    def blocker(self, client_name: str | None = None) -> Blocker:
+        """A connection of its own for blocking pops (see jexkv.resp.blocking)."""
+        return Blocker(lambda key: self, lambda reply: None, client_name)
 
     def pubsub(self) -> PubSub:
         return PubSub(self)

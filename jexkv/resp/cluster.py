@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from jexkv.errors import BackendError, BackendUnavailable, ConfigError
+from jexkv.resp.blocking import Blocker
 from jexkv.resp.client import Redis, Script
 from jexkv.resp.errors import NoScriptError, ServerError, server_error
 from jexkv.resp.protocol import ErrorReply, as_text, pack_command
@@ -363,6 +364,10 @@ class RedisCluster:
 
     def register_script(self, lua: str) -> ClusterScript:
         return ClusterScript(self, lua)
+
+    def blocker(self, client_name: str | None = None) -> Blocker:
+        """Blocking pops on the node of their keys' slot, found again after a move."""
+        return Blocker(self.node_for, self.note_redirect, client_name)
 
     def pipeline(self, transaction: bool = False) -> ClusterPipeline:
         return ClusterPipeline(self, transaction)

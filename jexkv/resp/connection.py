@@ -7,9 +7,10 @@ Rules:
   deadline (``socket_timeout``, or the longer one a blocking command passes).
 * Any error in the middle of a send or a reply closes the connection before it
   is raised: a socket that may still owe bytes of an old reply is never reused.
-* Errors leave as jexkv errors, raised ``from`` their cause: a timeout as
-  BackendTimeout, any other OSError as BackendUnavailable, bad bytes as
-  ProtocolError. The password never appears in a repr or an error's text.
+* Errors leave as jexkv errors, raised ``from`` their cause, mapped by one context manager
+  for every step (``errors.socket_errors``): a timeout as BackendTimeout, any other OSError
+  as BackendUnavailable, bad bytes as ProtocolError. The password never appears in a repr
+  or an error's text.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import ssl
 import time
 from typing import Any, Callable
 
-from jexkv.errors import BackendTimeout, BackendUnavailable, ProtocolError
+from jexkv.errors import BackendUnavailable
+from jexkv.resp.errors import socket_errors
 from jexkv.resp.protocol import NEED_DATA, ErrorReply, ReplyParser, pack_command
 
 __all__ = ["Connection"]
@@ -158,14 +160,26 @@ class Connection:
 
     def _open(self) -> socket.socket:
         where = self.address
-        sock: socket.socket | None = None
-        try:
+        opened: list[socket.socket] = []  # closed again if anything fails
+
+        def close() -> None:
+            for sock in opened:
+                sock.close()
+
+        with socket_errors(
+            f"cannot connect to {where}: no answer within {self.connect_timeout:g} s"
+            " (connect_timeout_ms)",
+            f"cannot connect to {where}",
+            close,
+        ):
             if self.path is not None:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                opened.append(sock)
                 sock.settimeout(self.connect_timeout)
                 sock.connect(self.path)
             else:
                 sock = socket.create_connection((self.host, self.port), self.connect_timeout)
+                opened.append(sock)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if self.keepalive:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -174,23 +188,9 @@ class Connection:
                 if hostname is None and self.path is None:
                     hostname = self.host
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=hostname)
+                opened.append(sock)
             sock.settimeout(self.socket_timeout)
-            return sock
-        except socket.timeout as exc:
-            if sock is not None:
-                sock.close()
-            raise BackendTimeout(
-                f"cannot connect to {where}: no answer within {self.connect_timeout:g} s"
-                " (connect_timeout_ms)"
-            ) from exc
-        except OSError as exc:  # refused, unreachable, TLS failures (ssl.SSLError)
-            if sock is not None:
-                sock.close()
-            raise BackendUnavailable(f"cannot connect to {where}: {exc}") from exc
-        except BaseException:
-            if sock is not None:
-                sock.close()
-            raise
+        return sock
 
     def _scrub(self, text: str) -> str:
         if self._password:
@@ -254,16 +254,15 @@ class Connection:
 
     # -- I/O ---------------------------------------------------------------------------
 
-    def _fail(self, exc: BaseException, timeout: float | None = None) -> BaseException:
-        """Close, and the jexkv error to raise for ``exc`` (raised ``from exc`` by the caller)."""
-        self.close()
-        if isinstance(exc, socket.timeout):
+    def _receiving(self, timeout: float | None = None) -> socket_errors:
+        """The error mapping of a wait for a reply (``timeout``: a command's own)."""
+
+        def timed_out() -> str:
             wait = self.socket_timeout if timeout is None else timeout
             option = "socket_timeout_ms" if timeout is None else "the command's timeout"
-            return BackendTimeout(f"no reply from {self.address} within {wait:g} s ({option})")
-        if isinstance(exc, OSError):
-            return BackendUnavailable(f"connection to {self.address} failed: {exc}")
-        return exc
+            return f"no reply from {self.address} within {wait:g} s ({option})"
+
+        return socket_errors(timed_out, lambda: f"connection to {self.address} failed", self.close)
 
     def _closed_error(self) -> BackendUnavailable:
         return BackendUnavailable(f"the connection to {self.address} is closed")
@@ -274,23 +273,18 @@ class Connection:
             self.connect()
         sock = self._sock
         assert sock is not None
-        try:
+        with socket_errors(
+            lambda: (
+                f"could not send to {self.address} within {self.socket_timeout:g} s"
+                " (socket_timeout_ms)"
+            ),
+            lambda: f"cannot send to {self.address}",
+            self.close,
+        ):
             if self._sock_timeout != self.socket_timeout:
                 sock.settimeout(self.socket_timeout)
                 self._sock_timeout = self.socket_timeout
             sock.sendall(data)
-        except socket.timeout as exc:
-            self.close()
-            raise BackendTimeout(
-                f"could not send to {self.address} within {self.socket_timeout:g} s"
-                " (socket_timeout_ms)"
-            ) from exc
-        except OSError as exc:
-            self.close()
-            raise BackendUnavailable(f"cannot send to {self.address}: {exc}") from exc
-        except BaseException:
-            self.close()
-            raise
         self.last_used = _monotonic()
 
     def read_reply(self, timeout: float | None = None) -> Any:
@@ -303,17 +297,13 @@ class Connection:
         if self._sock is None:
             raise self._closed_error()
         try:
-            reply = self._parser.next_reply()
-            if reply is NEED_DATA:
-                reply = self._receive(self.socket_timeout if timeout is None else timeout)
-        except ProtocolError:
-            self.close()
-            raise
-        except OSError as exc:
-            raise self._fail(exc, timeout) from exc
+            reply = self._parser.next_reply()  # often here already: a pipeline's replies
         except BaseException:
-            self.close()
+            self.close()  # bad bytes: the stream can no longer be trusted
             raise
+        if reply is NEED_DATA:
+            with self._receiving(timeout):
+                reply = self._receive(self.socket_timeout if timeout is None else timeout)
         self.last_used = _monotonic()
         return reply
 
@@ -352,7 +342,7 @@ class Connection:
         sock, parser, view = self._sock, self._parser, self._rview
         if sock is None:
             raise self._closed_error()
-        try:
+        with self._receiving():
             reply = parser.next_reply()
             deadline = _monotonic() + timeout
             while reply is NEED_DATA:
@@ -372,14 +362,6 @@ class Connection:
                 reply = parser.next_reply()
                 if reply is NEED_DATA and self._push_handler is not None:
                     return False
-        except ProtocolError:
-            self.close()
-            raise
-        except OSError as exc:
-            raise self._fail(exc) from exc
-        except BaseException:
-            self.close()
-            raise
         self._ready.append(reply)
         return True
 

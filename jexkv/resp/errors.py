@@ -1,9 +1,11 @@
 """Redis error replies as exceptions, mapped in one place.
 
-Rule: the parser returns error replies as values (``ErrorReply``); the client
+Rules: the parser returns error replies as values (``ErrorReply``); the client
 turns them into these exceptions with ``server_error``, so every adapter sees
-the same classes. Socket and protocol failures are jexkv's BackendUnavailable,
-BackendTimeout and ProtocolError (raised by the connection).
+the same classes. Socket failures are mapped in one place too, ``socket_errors``, for every
+step of every connection (sync or asyncio): a timeout becomes BackendTimeout, any other
+OSError (TLS errors included) BackendUnavailable, raised ``from`` it, and the connection is
+closed first whatever went wrong, ProtocolError (bad bytes) included.
 
 ::
 
@@ -18,6 +20,10 @@ BackendTimeout and ProtocolError (raised by the connection).
 
 from __future__ import annotations
 
+import socket
+from types import TracebackType
+from typing import Callable, Union
+
 from jexkv import errors
 from jexkv.resp.protocol import ErrorReply
 
@@ -29,6 +35,7 @@ __all__ = [
     "WatchError",
     "WrongTypeError",
     "server_error",
+    "socket_errors",
 ]
 
 
@@ -74,3 +81,49 @@ def server_error(reply: ErrorReply) -> ServerError:
     if reply.code == "NOAUTH":  # a command before AUTH: "Authentication required."
         return ServerError("NOAUTH", "the server requires a password, and none was given")
     return _BY_CODE.get(reply.code, ServerError)(reply.code, reply.message)
+
+
+_TIMEOUTS: tuple[type[BaseException], ...] = (socket.timeout, TimeoutError)
+Text = Union[str, Callable[[], str]]  # a message, or what makes it (only when it is raised)
+
+
+class socket_errors:  # noqa: N801 - used as a context manager, like contextlib's
+    """One step of a connection (connect, send, receive): whatever it raises closes the
+    connection (``close``) first; a timeout (``timeouts``: an asyncio caller adds its own)
+    becomes ``BackendTimeout(timed_out)``, any other OSError ``BackendUnavailable("{failed}:
+    {the error}")``, both raised from it; anything else is raised as it is. The texts may be
+    callables, called only when there is an error (a reply is read per command)."""
+
+    __slots__ = ("_close", "_failed", "_timed_out", "_timeouts")
+
+    def __init__(
+        self,
+        timed_out: Text,
+        failed: Text,
+        close: Callable[[], object],
+        timeouts: tuple[type[BaseException], ...] = _TIMEOUTS,
+    ) -> None:
+        self._timed_out, self._failed, self._close, self._timeouts = (
+            timed_out,
+            failed,
+            close,
+            timeouts,
+        )
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            return
+        self._close()
+        if isinstance(exc, self._timeouts):
+            raise errors.BackendTimeout(_text(self._timed_out)) from exc
+        if isinstance(exc, OSError):  # refused, reset, unreachable, TLS failures (ssl.SSLError)
+            raise errors.BackendUnavailable(f"{_text(self._failed)}: {exc}") from exc
+
+
+def _text(text: Text) -> str:
+    return text if isinstance(text, str) else text()

@@ -129,12 +129,30 @@ def pack_commands(commands: Iterable[Iterable[object]]) -> bytes:
 
 # -- replies -------------------------------------------------------------------------
 
-_AGGREGATES = frozenset(b"*%~>|")  # array, map, set, push, attribute
-_BULKS = frozenset(b"$!=")  # bulk string, bulk error, verbatim string
+# The type byte that starts every RESP element.
+SIMPLE_STRING = ord("+")
+SIMPLE_ERROR = ord("-")
+INTEGER = ord(":")
+BULK_STRING = ord("$")
+ARRAY = ord("*")
+# RESP3
+NULL = ord("_")
+BOOLEAN = ord("#")
+DOUBLE = ord(",")
+BIG_NUMBER = ord("(")
+BULK_ERROR = ord("!")
+VERBATIM = ord("=")
+MAP = ord("%")
+SET = ord("~")
+ATTRIBUTE = ord("|")
+PUSH = ord(">")
+
+_OPENED: Any = object()
+"""What an aggregate header's reader returns: a frame was pushed, its elements come next."""
 
 
 class _Frame:
-    """An aggregate being read: its kind, how many elements are still due, its items."""
+    """An aggregate being read: its type byte, how many elements are still due, its items."""
 
     __slots__ = ("kind", "left", "items")
 
@@ -155,21 +173,42 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def _build(frame: _Frame) -> Any:
-    kind, items = frame.kind, frame.items
-    if kind == 0x2A or kind == 0x3E:  # * >
+def _as_list(items: list[Any]) -> Any:
+    return items
+
+
+def _as_set(items: list[Any]) -> Any:
+    try:
+        return set(items)
+    except TypeError:  # unhashable members (arrays, maps): kept as a list
         return items
-    if kind == 0x7E:  # ~
-        try:
-            return set(items)
-        except TypeError:
-            return items
-    pairs = iter(items)  # % and | hold key, value, key, value, ...
+
+
+def _as_dict(items: list[Any]) -> Any:
+    pairs = iter(items)  # key, value, key, value, ...
     return {_hashable(k): v for k, v in zip(pairs, pairs)}
 
 
+_BUILDERS: dict[int, Callable[[list[Any]], Any]] = {
+    ARRAY: _as_list,
+    PUSH: _as_list,
+    SET: _as_set,
+    MAP: _as_dict,
+    ATTRIBUTE: _as_dict,
+}
+"""How a complete aggregate's items become its value, by type byte."""
+
+
 class ReplyParser:
-    """Turns bytes from a Redis server into replies, one at a time."""
+    """Turns bytes from a Redis server into replies, one at a time.
+
+    ``next_reply`` finds the next line, and the reader of its type byte (``_READERS``)
+    turns it into a value: a simple type from the line alone, a bulk type from the length
+    on the line and the payload after it, an aggregate header by pushing a frame on the
+    stack. A value goes to the aggregate on top of the stack, and every aggregate it
+    completes is finished in one place (``next_reply``'s last loop); a value that ends the
+    stack is the reply.
+    """
 
     def __init__(
         self,
@@ -202,104 +241,43 @@ class ReplyParser:
         """Add bytes received from the server."""
         self._buf += data
 
-    def _fail(self, why: str) -> ProtocolError:
-        self._broken = ProtocolError(f"malformed reply from the server: {why}")
-        return self._broken
-
-    def _int(self, text: bytes | bytearray, what: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise self._fail(f"{what} is not an integer: {bytes(text)[:40]!r}") from None
-
     def next_reply(self) -> Any:
         """The next complete reply, or NEED_DATA."""
         if self._broken is not None:
             raise self._broken
         buf, stack = self._buf, self._stack
+        readers, max_line_len = _READERS, self.max_line_len
         while True:
-            # Read one element: a line, or a header line and its bulk payload.
+            # One element: its line, read by the reader of its type byte.
             pos = self._pos
             end = buf.find(b"\r\n", pos)
             if end < 0:
                 # Checked the same whether the line came whole or in pieces (a CR alone at
                 # the end may be the first half of its CRLF).
-                if len(buf) - pos - buf.endswith(b"\r") > self.max_line_len:
-                    raise self._fail(f"a line longer than {self.max_line_len} bytes")
+                if len(buf) - pos - buf.endswith(b"\r") > max_line_len:
+                    raise self._fail(f"a line longer than {max_line_len} bytes")
                 return self._need_data()
-            if end - pos > self.max_line_len:
-                raise self._fail(f"a line longer than {self.max_line_len} bytes")
-            kind = buf[pos]
-            line = buf[pos + 1 : end]
-            nxt = end + 2
-            if kind in _BULKS:
-                size = self._int(line, "a bulk length")
-                if size == -1 and kind == 0x24:  # $-1: null bulk string
-                    value: Any = None
-                else:
-                    if size < 0:
-                        if line == b"?":
-                            raise self._fail("streamed strings are not supported")
-                        raise self._fail(f"a negative bulk length {size}")
-                    if size > self.max_bulk_len:
-                        raise self._fail(f"a bulk of {size} bytes (limit {self.max_bulk_len})")
-                    if len(buf) < nxt + size + 2:
-                        return self._need_data()
-                    if buf[nxt + size : nxt + size + 2] != b"\r\n":
-                        raise self._fail("a bulk string not followed by CRLF")
-                    with memoryview(buf) as view:  # one copy, and the view is released
-                        data = bytes(view[nxt : nxt + size])
-                    nxt += size + 2
-                    if kind == 0x24:  # $
-                        value = data
-                    elif kind == 0x21:  # !
-                        value = ErrorReply(data.decode("utf-8", "replace"))
-                    else:  # = verbatim: "txt:" then the text
-                        if size < 4 or data[3:4] != b":":
-                            raise self._fail("a verbatim string without its format")
-                        value = VerbatimString(data[4:].decode("utf-8", "replace"))
-                        value.kind = data[:3].decode("ascii", "replace")
-            elif kind in _AGGREGATES:
-                if line == b"?":
-                    raise self._fail("streamed aggregates are not supported")
-                count = self._int(line, "an aggregate length")
-                self._pos = nxt
-                if count == -1 and kind == 0x2A:  # *-1: null array
-                    value = None
-                elif count < 0:
-                    raise self._fail(f"a negative aggregate length {count}")
-                elif count > self.max_aggregate_len:
-                    raise self._fail(f"{count} elements (limit {self.max_aggregate_len})")
-                else:
-                    if len(stack) >= self.max_depth:
-                        raise self._fail(f"nesting deeper than {self.max_depth}")
-                    left = count * 2 if kind in (0x25, 0x7C) else count  # % | hold pairs
-                    stack.append(_Frame(kind, left))
-                    if left:
-                        continue
-                    value = _build(stack.pop())
-                    if kind == 0x7C:
-                        self._pending_attributes = value
-                        continue
-                    if kind == 0x3E and not stack:
-                        self._push(value)
-                        continue
-            else:
-                value = self._simple(kind, line)
-            self._pos = nxt
-            # Hand the element to its aggregate; finish every aggregate it completes.
+            if end - pos > max_line_len:
+                raise self._fail(f"a line longer than {max_line_len} bytes")
+            value = readers[buf[pos]](self, buf[pos + 1 : end], end + 2)
+            if value is NEED_DATA:
+                return self._need_data()
+            # Hand the value to the aggregate on top of the stack (an aggregate header hands
+            # nothing), then finish every aggregate that is complete: an empty one at once,
+            # the others with their last element. The one place an aggregate ends.
             while stack:
-                top = stack[-1]
-                top.items.append(value)
-                top.left -= 1
-                if top.left:
+                frame = stack[-1]
+                if value is not _OPENED:
+                    frame.items.append(value)
+                    frame.left -= 1
+                if frame.left:
                     break
                 stack.pop()
-                value = _build(top)
-                if top.kind == 0x7C:  # attributes: kept aside, not an element
+                value = _BUILDERS[frame.kind](frame.items)
+                if frame.kind == ATTRIBUTE:  # not an element: the next reply's attributes
                     self._pending_attributes = value
                     break
-                if top.kind == 0x3E and not stack:  # a push frame: never a reply
+                if frame.kind == PUSH and not stack:  # a push frame: never a reply
                     self._push(value)
                     break
             else:
@@ -307,29 +285,147 @@ class ReplyParser:
                 self._compact()
                 return value
 
-    def _simple(self, kind: int, line: bytearray) -> Any:
-        if kind == 0x2B:  # +
-            return line.decode("utf-8", "replace")
-        if kind == 0x2D:  # -
-            return ErrorReply(line.decode("utf-8", "replace"))
-        if kind == 0x3A or kind == 0x28:  # : (
-            return self._int(line, "an integer")
-        if kind == 0x5F:  # _
-            if line:
-                raise self._fail(f"a null with content {bytes(line)[:40]!r}")
-            return None
-        if kind == 0x23:  # #
-            if line == b"t":
-                return True
-            if line == b"f":
-                return False
+    # -- readers: one per type byte. Each takes the line after the type byte and the
+    # offset just past its CRLF, and returns the value (moving ``_pos`` past the element),
+    # NEED_DATA (a bulk payload not all here yet; nothing consumed), or _OPENED (an
+    # aggregate header: a frame is on the stack).
+
+    def _read_simple_string(self, line: bytearray, nxt: int) -> Any:
+        self._pos = nxt
+        return line.decode("utf-8", "replace")
+
+    def _read_simple_error(self, line: bytearray, nxt: int) -> Any:
+        self._pos = nxt
+        return ErrorReply(line.decode("utf-8", "replace"))
+
+    def _read_integer(self, line: bytearray, nxt: int) -> Any:  # : and ( (big number)
+        try:
+            value = int(line)
+        except ValueError:
+            raise self._fail(f"an integer is not an integer: {bytes(line)[:40]!r}") from None
+        self._pos = nxt
+        return value
+
+    def _read_null(self, line: bytearray, nxt: int) -> Any:
+        if line:
+            raise self._fail(f"a null with content {bytes(line)[:40]!r}")
+        self._pos = nxt
+        return None
+
+    def _read_boolean(self, line: bytearray, nxt: int) -> Any:
+        if line == b"t":
+            value = True
+        elif line == b"f":
+            value = False
+        else:
             raise self._fail(f"a boolean that is not t or f: {bytes(line)[:40]!r}")
-        if kind == 0x2C:  # ,
-            try:
-                return float(line)
-            except ValueError:
-                raise self._fail(f"a double that is not a number: {bytes(line)[:40]!r}") from None
+        self._pos = nxt
+        return value
+
+    def _read_double(self, line: bytearray, nxt: int) -> Any:
+        try:
+            value = float(line)
+        except ValueError:
+            raise self._fail(f"a double that is not a number: {bytes(line)[:40]!r}") from None
+        self._pos = nxt
+        return value
+
+    def _read_bulk_string(self, line: bytearray, nxt: int) -> Any:
+        """The payload as bytes, or None for ``$-1`` (a null bulk string; the other bulk
+        types call this, and for them a length of -1 is malformed)."""
+        try:
+            size = int(line)
+        except ValueError:
+            if line == b"?":
+                raise self._fail("streamed strings are not supported") from None
+            raise self._fail(f"a bulk length is not an integer: {bytes(line)[:40]!r}") from None
+        if size < 0:
+            if size == -1:
+                self._pos = nxt
+                return None
+            raise self._fail(f"a negative bulk length {size}")
+        if size > self.max_bulk_len:
+            raise self._fail(f"a bulk of {size} bytes (limit {self.max_bulk_len})")
+        buf = self._buf
+        stop = nxt + size
+        if len(buf) < stop + 2:
+            return NEED_DATA
+        if not buf.startswith(b"\r\n", stop):
+            raise self._fail("a bulk string not followed by CRLF")
+        if size <= 4096:  # small: a slice is faster than a view
+            data = bytes(buf[nxt:stop])
+        else:
+            with memoryview(buf) as view:  # one copy, and the view is released
+                data = bytes(view[nxt:stop])
+        self._pos = stop + 2
+        return data
+
+    def _read_bulk_error(self, line: bytearray, nxt: int) -> Any:
+        data = self._read_bulk_string(line, nxt)
+        if data is None:
+            raise self._fail("a negative bulk length -1")
+        if data is NEED_DATA:
+            return data
+        return ErrorReply(data.decode("utf-8", "replace"))
+
+    def _read_verbatim(self, line: bytearray, nxt: int) -> Any:  # "txt:" then the text
+        data = self._read_bulk_string(line, nxt)
+        if data is None:
+            raise self._fail("a negative bulk length -1")
+        if data is NEED_DATA:
+            return data
+        if len(data) < 4 or data[3:4] != b":":
+            raise self._fail("a verbatim string without its format")
+        value = VerbatimString(data[4:].decode("utf-8", "replace"))
+        value.kind = data[:3].decode("ascii", "replace")
+        return value
+
+    def _read_array(self, line: bytearray, nxt: int) -> Any:
+        return self._open(ARRAY, line, nxt, 1)
+
+    def _read_set(self, line: bytearray, nxt: int) -> Any:
+        return self._open(SET, line, nxt, 1)
+
+    def _read_push(self, line: bytearray, nxt: int) -> Any:
+        return self._open(PUSH, line, nxt, 1)
+
+    def _read_map(self, line: bytearray, nxt: int) -> Any:
+        return self._open(MAP, line, nxt, 2)  # key, value, key, value, ...
+
+    def _read_attribute(self, line: bytearray, nxt: int) -> Any:
+        return self._open(ATTRIBUTE, line, nxt, 2)  # a map
+
+    def _read_unknown(self, line: bytearray, nxt: int) -> Any:
+        kind = self._buf[self._pos]  # _pos is still on the type byte
         raise self._fail(f"unknown type byte {bytes([kind])!r}")
+
+    def _open(self, kind: int, line: bytearray, nxt: int, per_element: int) -> Any:
+        """An aggregate header: push the frame of its ``count * per_element`` items."""
+        if line == b"?":
+            raise self._fail("streamed aggregates are not supported")
+        try:
+            count = int(line)
+        except ValueError:
+            raise self._fail(
+                f"an aggregate length is not an integer: {bytes(line)[:40]!r}"
+            ) from None
+        self._pos = nxt
+        if count < 0:
+            if count == -1 and kind == ARRAY:  # *-1: null array
+                return None
+            raise self._fail(f"a negative aggregate length {count}")
+        if count > self.max_aggregate_len:
+            raise self._fail(f"{count} elements (limit {self.max_aggregate_len})")
+        if len(self._stack) >= self.max_depth:
+            raise self._fail(f"nesting deeper than {self.max_depth}")
+        self._stack.append(_Frame(kind, count * per_element))
+        return _OPENED
+
+    # -- the rest ----------------------------------------------------------------------
+
+    def _fail(self, why: str) -> ProtocolError:
+        self._broken = ProtocolError(f"malformed reply from the server: {why}")
+        return self._broken
 
     def _push(self, frame: list[Any]) -> None:
         if self.push_handler is not None:
@@ -346,3 +442,27 @@ class ReplyParser:
         if pos and (pos == len(self._buf) or pos > 65536):
             del self._buf[:pos]
             self._pos = 0
+
+
+_Reader = Callable[[ReplyParser, bytearray, int], Any]
+
+_READER_OF: dict[int, _Reader] = {
+    SIMPLE_STRING: ReplyParser._read_simple_string,
+    SIMPLE_ERROR: ReplyParser._read_simple_error,
+    INTEGER: ReplyParser._read_integer,
+    BULK_STRING: ReplyParser._read_bulk_string,
+    ARRAY: ReplyParser._read_array,
+    NULL: ReplyParser._read_null,
+    BOOLEAN: ReplyParser._read_boolean,
+    DOUBLE: ReplyParser._read_double,
+    BIG_NUMBER: ReplyParser._read_integer,
+    BULK_ERROR: ReplyParser._read_bulk_error,
+    VERBATIM: ReplyParser._read_verbatim,
+    MAP: ReplyParser._read_map,
+    SET: ReplyParser._read_set,
+    ATTRIBUTE: ReplyParser._read_attribute,
+    PUSH: ReplyParser._read_push,
+}
+
+_READERS: list[_Reader] = [_READER_OF.get(kind, ReplyParser._read_unknown) for kind in range(256)]
+"""The dispatch table: the reader of each type byte (``_read_unknown`` for the others)."""

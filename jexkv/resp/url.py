@@ -7,30 +7,75 @@ it (never quoting the password) before anything connects.
 
 from __future__ import annotations
 
+import re
 import ssl
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from jexkv.errors import ConfigError
-from jexkv.urls import redact_url
 
-__all__ = ["parse_cluster_url", "parse_redis_url", "parse_sentinel_url"]
+__all__ = [
+    "OPTIONS",
+    "option_value",
+    "parse_cluster_url",
+    "parse_redis_url",
+    "parse_sentinel_url",
+    "redact_url",
+]
 
-_URL_OPTIONS = frozenset(
-    "connect_timeout_ms socket_timeout_ms client_name max_connections retries db"
-    " ssl_ca_file ssl_cert_file ssl_key_file ssl_check_hostname".split()
-)
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*:/*)(.*)@", re.DOTALL)
 
 
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
+def redact_url(url: str) -> str:
+    """``url`` fit for an error or a log line: whatever stands between the scheme and the
+    last ``@`` (user and password) becomes ``***``, even in a URL that does not parse.
+    Any URL: jexkv.urls uses it for every store's."""
+    return _USERINFO.sub(r"\1***@", url, count=1)
+
+
+# The one table of the client's options, as a URL's query string or keywords give them:
+# name -> (type, least value of an int). jexkv.urls takes it for open_kv/open_queue too.
+OPTIONS: dict[str, tuple[type, int]] = {
+    "connect_timeout_ms": (int, 1),
+    "socket_timeout_ms": (int, 1),
+    "max_connections": (int, 1),
+    "retries": (int, 0),
+    "db": (int, 0),
+    "client_name": (str, 0),
+    "ssl_ca_file": (str, 0),
+    "ssl_cert_file": (str, 0),
+    "ssl_key_file": (str, 0),
+    "ssl_check_hostname": (bool, 0),
+}
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True,
+          "0": False, "false": False, "no": False, "off": False}  # fmt: skip
+
+
+def option_value(name: str, value: Any) -> Any:
+    """The value of client option ``name`` (a key of OPTIONS) given as ``value``: its own
+    type, or text from a query string; ConfigError naming it otherwise."""
+    kind, minimum = OPTIONS[name]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        flag = _FLAGS.get(value.lower()) if isinstance(value, str) else None
+        if flag is None:
+            raise ConfigError(f"option {name!r} must be true or false, got {value!r}")
+        return flag
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"option {name!r} must be a str, got {type(value).__name__}")
         return value
-    text = str(value).lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"option {name!r} must be true or false, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = int(value, 10)
+        except ValueError:
+            raise ConfigError(f"option {name!r} must be an int, got {value!r}") from None
+    if type(value) is not int:
+        raise ConfigError(f"option {name!r} must be an int, got {type(value).__name__}: {value!r}")
+    if value < minimum:
+        raise ConfigError(f"option {name!r} must be >= {minimum}, got {value}")
+    return value
 
 
 def _split(url: str) -> tuple[SplitResult, int | None] | None:
@@ -59,12 +104,12 @@ def parse_redis_url(url: str, options: dict[str, Any]) -> dict[str, Any]:
     if scheme in ("redis", "rediss"):
         kwargs["host"] = parts.hostname or "localhost"
         kwargs["port"] = port or 6379
-        db_text = parts.path.lstrip("/") or str(given.pop("db", "0"))
+        db_text = parts.path.lstrip("/") or str(given.pop("db", 0))
     elif scheme == "unix":
         if not parts.path:
             raise ConfigError("unix:// URLs need the socket's path: unix:///path/redis.sock")
         kwargs["path"] = unquote(parts.path)
-        db_text = str(given.pop("db", "0"))
+        db_text = str(given.pop("db", 0))
     else:
         raise ConfigError(f"not a Redis URL scheme: {parts.scheme!r}")
     try:
@@ -85,12 +130,10 @@ def _client_options(given: dict[str, Any], tls_url: bool, kwargs: dict[str, Any]
         ("socket_timeout_ms", "socket_timeout"),
     ):
         if name in given:
-            kwargs[key] = _positive(name, given.pop(name)) / 1000.0
-    for name in ("max_connections", "retries"):
+            kwargs[key] = given.pop(name) / 1000.0
+    for name in ("max_connections", "retries", "client_name"):
         if name in given:
-            kwargs[name] = _positive(name, given.pop(name), minimum=0 if name == "retries" else 1)
-    if "client_name" in given:
-        kwargs["client_name"] = str(given.pop("client_name"))
+            kwargs[name] = given.pop(name)
     tls = {k: given.pop(k) for k in list(given) if k.startswith("ssl_")}
     if tls_url:
         try:
@@ -99,7 +142,7 @@ def _client_options(given: dict[str, Any], tls_url: bool, kwargs: dict[str, Any]
                 context.load_cert_chain(tls["ssl_cert_file"], tls.get("ssl_key_file"))
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"cannot load the TLS files of the Redis URL: {exc}") from None
-        context.check_hostname = _flag("ssl_check_hostname", tls.get("ssl_check_hostname", True))
+        context.check_hostname = tls.get("ssl_check_hostname", True)
         kwargs["ssl_context"] = context
     elif tls:
         raise ConfigError(f"TLS options need a rediss:// URL: {', '.join(sorted(tls))}")
@@ -138,10 +181,10 @@ def _userinfo(userinfo: str, kwargs: dict[str, Any]) -> None:
 
 def _query(query: str, options: dict[str, Any]) -> dict[str, Any]:
     given = {**dict(parse_qsl(query, keep_blank_values=True)), **options}
-    unknown = sorted(set(given) - _URL_OPTIONS)
+    unknown = sorted(set(given) - set(OPTIONS))
     if unknown:
         raise ConfigError(f"unknown Redis option(s) {', '.join(map(repr, unknown))}")
-    return given
+    return {name: option_value(name, value) for name, value in given.items()}
 
 
 def parse_cluster_url(
@@ -155,7 +198,7 @@ def parse_cluster_url(
         netloc, _, query = netloc.partition("?")
     given = _query(query, options)
     seeds, userinfo = _hosts(netloc, 6379, "redis+cluster://")
-    db = path.strip("/") or str(given.pop("db", "0"))
+    db = path.strip("/") or str(given.pop("db", 0))
     if db != "0":
         raise ConfigError(f"a Redis Cluster has only database 0, the URL names {db!r}")
     kwargs: dict[str, Any] = {}
@@ -176,7 +219,7 @@ def parse_sentinel_url(
     service, _, db_text = path.strip("/").partition("/")
     if not service:
         raise ConfigError("redis+sentinel:// URL names no service: write …/mymaster[/db]")
-    db_text = db_text or str(given.pop("db", "0"))
+    db_text = db_text or str(given.pop("db", 0))
     kwargs: dict[str, Any] = {}
     try:
         kwargs["db"] = int(db_text)
@@ -184,13 +227,3 @@ def parse_sentinel_url(
         raise ConfigError(f"the Redis database must be a number, got {db_text!r}") from None
     _userinfo(userinfo, kwargs)
     return sentinels, unquote(service), _client_options(given, False, kwargs)
-
-
-def _positive(name: str, value: Any, minimum: int = 1) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"option {name!r} must be an int, got {value!r}") from None
-    if isinstance(value, bool) or number < minimum:
-        raise ConfigError(f"option {name!r} must be an int >= {minimum}, got {value!r}")
-    return number

@@ -1,8 +1,10 @@
-"""The ``jobs`` table's statements, and its rows as Job snapshots.
+"""The statements of the queue's tables (``jobs``, ``queue_checks``, ``queue_pauses``), and
+the ``jobs`` rows as Job snapshots.
 
-Rule: every statement names the state it works on as a literal (``state =
-'waiting'``), so SQLite uses that state's partial index (schema.py); a job's
-public id is its custom id or, when it has none, its ``seq`` as a decimal string.
+Rule: every statement of the SQLite queue is here, and names the state it works on as a
+literal where it can (``state = 'waiting'``), so SQLite uses that state's partial index
+(schema.py); a job's public id is its custom id or, when it has none, its ``seq`` as a
+decimal string.
 """
 
 from __future__ import annotations
@@ -15,15 +17,38 @@ from jexkv.codec import decode
 from jexkv.jobs import Backoff, Job, job_from
 
 __all__ = [
+    "CLAIM_PICKED",
     "CLAIM_RETURNING",
     "COLUMNS",
+    "COMPLETE",
+    "COUNTS",
+    "DELETE_HELD",
+    "EXTEND",
+    "FAIL",
+    "HELD",
     "INSERT",
+    "LIST_DELAYED",
+    "LIST_ORDER",
+    "LIST_STATE",
+    "LIST_WAITING",
+    "NEXT_CHECK",
+    "PAUSE",
     "PAUSED",
     "PICK",
     "PROMOTE",
+    "PURGE_DEAD",
     "READINESS",
     "READY",
+    "RECOVER",
+    "RELEASE",
+    "RESUME",
+    "RETRY_DEAD",
+    "SELECT_ONE",
+    "SELECT_SEQS",
+    "SET_NEXT_CHECK",
+    "STALLED",
     "STALLED_ANY",
+    "TRIM",
     "id_match",
     "row_to_job",
 ]
@@ -67,6 +92,89 @@ CLAIM_RETURNING = (
     "UPDATE jobs SET state = 'active', lease_token = ?, lease_until = ?, processed_at = ?"
     f" WHERE seq IN ({PICK}) RETURNING {COLUMNS}"
 )
+# Without RETURNING (SQLite < 3.35): the picked rows ({marks}: one ? per seq) are claimed,
+# then read.
+CLAIM_PICKED = (
+    "UPDATE jobs SET state = 'active', lease_token = ?, lease_until = ?, processed_at = ?"
+    " WHERE seq IN ({marks})"
+)
+SELECT_SEQS = f"SELECT {COLUMNS} FROM jobs WHERE seq IN ({{marks}})"
+
+# Statements on one job: {one} is id_match's condition, {held} HELD's (the job still held
+# under the lease token given last).
+HELD = "{one} AND state = 'active' AND lease_token = ?"
+SELECT_ONE = f"SELECT {COLUMNS} FROM jobs WHERE {{one}}"
+DELETE_HELD = "DELETE FROM jobs WHERE {held}"
+COMPLETE = (
+    "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
+    " attempts_made = attempts_made + 1, lease_token = NULL WHERE {held}"
+)
+RELEASE = "UPDATE jobs SET state = 'waiting', lease_token = NULL, processed_at = NULL WHERE {held}"
+FAIL = (
+    "UPDATE jobs SET state = ?, due_at = coalesce(?, due_at), finished_at = ?, error = ?,"
+    " traceback = ?, attempts_made = attempts_made + 1, lease_token = NULL WHERE {held}"
+)
+EXTEND = "UPDATE jobs SET lease_until = ? WHERE {held}"
+RETRY_DEAD = (
+    "UPDATE jobs SET state = 'waiting', due_at = ?, attempts_made = 0, stall_count = 0,"
+    " error = NULL, traceback = NULL, processed_at = NULL, finished_at = NULL"
+    " WHERE {one} AND state = 'dead'"
+)
+# The newest ``keep`` (the last parameter) finished jobs of a state stay; older ones go.
+TRIM = (
+    "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = ?"
+    " ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)"
+)
+PURGE_DEAD = "DELETE FROM jobs WHERE queue = ? AND state = 'dead'"
+
+# The stalled check: its throttle across processes, the jobs whose lease ran out, and one
+# job recovered (back to waiting, or dead with an error).
+NEXT_CHECK = "SELECT next_stall_check FROM queue_checks WHERE queue = ?"
+SET_NEXT_CHECK = "INSERT OR REPLACE INTO queue_checks (queue, next_stall_check) VALUES (?, ?)"
+STALLED = (
+    "SELECT seq, stall_count FROM jobs WHERE queue = ? AND state = 'active' AND lease_until <= ?"
+)
+RECOVER = (
+    "UPDATE jobs SET state = ?, stall_count = ?, attempts_made = attempts_made + 1,"
+    " finished_at = ?, error = coalesce(?, error), traceback = CASE WHEN ? IS NULL THEN"
+    " traceback END, lease_token = NULL WHERE seq = ?"
+)
+
+# Every state's count of a queue (a due delayed job counts as waiting): parameters
+# (queue, queue, now, queue, now, queue, queue, queue).
+_COUNT = "(SELECT count(*) FROM jobs WHERE queue = ? AND state = '{}'{})"
+COUNTS = "SELECT " + ", ".join(
+    _COUNT.format(state, extra)
+    for state, extra in (
+        ("waiting", ""),
+        ("delayed", " AND due_at <= ?"),
+        ("delayed", " AND due_at > ?"),
+        ("active", ""),
+        ("completed", ""),
+        ("dead", ""),
+    )
+)
+
+# Listing one state, in TaskQueue.jobs's order: waiting (with due delayed jobs) in run
+# order, delayed by due time; {order} for the others (LIST_ORDER).
+LIST_WAITING = (
+    f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'waiting' UNION ALL"
+    f" SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'delayed' AND due_at <= ?"
+    " ORDER BY priority, due_at, seq LIMIT ?"
+)
+LIST_DELAYED = (
+    f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'delayed' AND due_at > ?"
+    " ORDER BY due_at, seq LIMIT ?"
+)
+LIST_STATE = f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = ? ORDER BY {{order}} LIMIT ?"
+LIST_ORDER = {
+    "active": "processed_at, seq",
+    "completed": "finished_at DESC, seq DESC",
+    "dead": "finished_at DESC, seq DESC",
+}
+
+PAUSE = "INSERT OR IGNORE INTO queue_pauses (queue) VALUES (?)"
+RESUME = "DELETE FROM queue_pauses WHERE queue = ?"
 
 
 def id_match(queue: str, job_id: str) -> tuple[str, tuple[Any, ...]]:
@@ -83,21 +191,21 @@ def row_to_job(queue: str, row: Sequence[Any]) -> Job:
     if state == "delayed" and due_at <= now_ms():
         state = "waiting"  # due: the next fetch promotes it
     return job_from(
-        custom_id or str(seq),
-        queue,
-        name,
-        decode(payload),
-        attempts,
-        made,
-        priority,
-        created_at,
-        state,
-        error,
-        None if result is None else decode(result),
-        due_at,
-        tb,
-        stalls,
-        Backoff.from_dict(None if backoff is None else decode(backoff)),
-        processed_at,
-        finished_at,
+        id=custom_id or str(seq),
+        queue=queue,
+        name=name,
+        payload=decode(payload),
+        attempts=attempts,
+        attempts_made=made,
+        priority=priority,
+        created_at_ms=created_at,
+        state=state,
+        error=error,
+        result=None if result is None else decode(result),
+        due_at_ms=due_at,
+        traceback=tb,
+        stall_count=stalls,
+        backoff=Backoff.from_dict(None if backoff is None else decode(backoff)),
+        processed_at_ms=processed_at,
+        finished_at_ms=finished_at,
     )

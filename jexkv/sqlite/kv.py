@@ -16,8 +16,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from jexkv.clock import now_ms
-from jexkv.codec import check_amount, check_key, check_text, check_ttl, decode, encode
-from jexkv.errors import ClosedError, WrongTypeError
+from jexkv.codec import (
+    NX_AND_XX,
+    check_amount,
+    check_key,
+    check_prefix,
+    check_ttl,
+    decode,
+    encode,
+)
+from jexkv.errors import ClosedError, InvalidArgument, WrongTypeError
 from jexkv.namespaces import check_namespace
 from jexkv.sqlite.db import Database
 
@@ -139,9 +147,7 @@ class SQLiteKV:
     def keys(self, prefix: str = "") -> Iterator[str]:
         if self._closed:
             raise ClosedError(f"this KV store on {self.path} is closed")
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
-        check_text(prefix, "prefix")
+        check_prefix(prefix)
         return self._iter_keys(prefix)
 
     def _iter_keys(self, start: str) -> Iterator[str]:
@@ -178,7 +184,7 @@ class SQLiteKV:
         expires_at = None if ttl_ms is None else now + check_ttl(ttl_ms)
         if nx:
             if xx:
-                raise ValueError("set: nx and xx exclude each other")
+                raise InvalidArgument(NX_AND_XX)
             return self._db.write(_SET_NX, (self._ns, name, text, expires_at, now)) > 0
         if xx:
             return self._db.write(_SET_XX, (text, expires_at, self._ns, name, now)) > 0

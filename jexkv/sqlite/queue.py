@@ -24,19 +24,8 @@ from jexkv.codec import encode
 from jexkv.contracts import Claim
 from jexkv.jobs import STATES, Job, NewJob, added_job, is_job_id, stalled_error
 from jexkv.namespaces import check_namespace, qualify
+from jexkv.sqlite import job_rows as rows
 from jexkv.sqlite.db import Database
-from jexkv.sqlite.job_rows import (
-    CLAIM_RETURNING,
-    COLUMNS,
-    INSERT,
-    PAUSED,
-    PICK,
-    PROMOTE,
-    READY,
-    STALLED_ANY,
-    id_match,
-    row_to_job,
-)
 from jexkv.sqlite.version import has_returning
 from jexkv.sqlite.watch import CommitWatch
 from jexkv.taskqueue import JobQueue
@@ -56,11 +45,7 @@ class SQLiteQueueBackend:
 
     def _trim(self, conn: sqlite3.Connection, full: str, state: str, keep: int | None) -> None:
         if keep is not None:
-            conn.execute(
-                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = ?"
-                " ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)",
-                (full, state, keep),
-            )
+            conn.execute(rows.TRIM, (full, state, keep))
 
     # -- adding and fetching -----------------------------------------------------------
 
@@ -75,7 +60,7 @@ class SQLiteQueueBackend:
                 backoff = None if new.backoff is None else encode(new.backoff)
                 state = "delayed" if new.delay_ms else "waiting"
                 cur = conn.execute(
-                    INSERT,
+                    rows.INSERT,
                     (full, new.job_id, new.name, new.payload, state,
                      new.priority, due, new.attempts, backoff, now),
                 )  # fmt: skip
@@ -84,9 +69,9 @@ class SQLiteQueueBackend:
                     added.append(added_job(queue, new, new.job_id or str(seq), state, due, now))
                     continue
                 # The custom id is kept already: return that job, as it is.
-                cond, params = id_match(full, new.job_id or "")
-                row = conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE {cond}", params).fetchone()
-                added.append(row_to_job(queue, row))
+                one, params = rows.id_match(full, new.job_id or "")
+                row = conn.execute(rows.SELECT_ONE.format(one=one), params).fetchone()
+                added.append(rows.row_to_job(queue, row))
             return added
 
         added = self._db.transaction(insert)
@@ -97,7 +82,7 @@ class SQLiteQueueBackend:
         full = qualify(self._ns, queue)
         seen = self._wakeups.seen(full)  # before the look: a wake-up after it is not missed
         now = now_ms()
-        ((waiting, next_due, paused),) = self._db.read(READY, (full, full, full))
+        ((waiting, next_due, paused),) = self._db.read(rows.READY, (full, full, full))
         if paused:
             self._wakeups.found_nothing(full, seen, None)  # wait for a wake-up (the resume)
             return []
@@ -108,38 +93,32 @@ class SQLiteQueueBackend:
         def claim(conn: sqlite3.Connection) -> list[tuple[str, Any]]:
             return self._claim(conn, full, lease_ms, limit, promote=next_due is not None)
 
-        return [(row_to_job(queue, row), token) for token, row in self._db.transaction(claim)]
+        return [(rows.row_to_job(queue, row), token) for token, row in self._db.transaction(claim)]
 
     def _claim(
         self, conn: sqlite3.Connection, full: str, lease_ms: int, limit: int, promote: bool
     ) -> list[tuple[str, Any]]:
         """Claim up to ``limit`` ready jobs inside the caller's write transaction."""
         now = now_ms()
-        if conn.execute(PAUSED, (full,)).fetchone() is not None:
+        if conn.execute(rows.PAUSED, (full,)).fetchone() is not None:
             return []
         if promote:
-            conn.execute(PROMOTE, (full, now, _PROMOTE_BATCH))
+            conn.execute(rows.PROMOTE, (full, now, _PROMOTE_BATCH))
         token = uuid.uuid4().hex
         if has_returning():  # UPDATE … RETURNING (SQLite 3.35+): one statement
             # A RETURNING statement ends only when read to the end.
-            rows = conn.execute(
-                CLAIM_RETURNING, (token, now + lease_ms, now, full, limit)
+            claimed = conn.execute(
+                rows.CLAIM_RETURNING, (token, now + lease_ms, now, full, limit)
             ).fetchall()
         else:
-            seqs = [row[0] for row in conn.execute(PICK, (full, limit))]
+            seqs = [row[0] for row in conn.execute(rows.PICK, (full, limit))]
             if not seqs:
                 return []
             marks = ",".join("?" * len(seqs))
-            conn.execute(
-                "UPDATE jobs SET state = 'active', lease_token = ?, lease_until = ?,"
-                f" processed_at = ? WHERE seq IN ({marks})",
-                (token, now + lease_ms, now, *seqs),
-            )
-            rows = conn.execute(
-                f"SELECT {COLUMNS} FROM jobs WHERE seq IN ({marks})", seqs
-            ).fetchall()
-        rows.sort(key=lambda row: (row[5], row[6], row[0]))  # priority, due, seq
-        return [(token, row) for row in rows]
+            conn.execute(rows.CLAIM_PICKED.format(marks=marks), (token, now + lease_ms, now, *seqs))
+            claimed = conn.execute(rows.SELECT_SEQS.format(marks=marks), seqs).fetchall()
+        claimed.sort(key=lambda row: (row[5], row[6], row[0]))  # priority, due, seq
+        return [(token, row) for row in claimed]
 
     def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
         full = qualify(self._ns, queue)
@@ -165,16 +144,12 @@ class SQLiteQueueBackend:
             now = now_ms()
             lost = []
             for job_id, token, result in done:
-                cond, params = id_match(full, job_id)
-                held = f"{cond} AND state = 'active' AND lease_token = ?"
+                one, params = rows.id_match(full, job_id)
+                held = rows.HELD.format(one=one)
                 if keep == 0:
-                    sql, args = f"DELETE FROM jobs WHERE {held}", (*params, token)
+                    sql, args = rows.DELETE_HELD.format(held=held), (*params, token)
                 else:
-                    sql = (
-                        "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
-                        f" attempts_made = attempts_made + 1, lease_token = NULL WHERE {held}"
-                    )
-                    args = (result, now, *params, token)
+                    sql, args = rows.COMPLETE.format(held=held), (result, now, *params, token)
                 if not conn.execute(sql, args).rowcount:
                     lost.append(job_id)
             if keep and len(lost) < len(done):
@@ -183,19 +158,15 @@ class SQLiteQueueBackend:
             return lost, claimed
 
         lost, claimed = self._db.transaction(finish)
-        return lost, [(row_to_job(queue, row), token) for token, row in claimed]
+        return lost, [(rows.row_to_job(queue, row), token) for token, row in claimed]
 
     def release(self, queue: str, held: Sequence[tuple[str, str]]) -> None:
         full = qualify(self._ns, queue)
 
         def hand_back(conn: sqlite3.Connection) -> None:
             for job_id, token in held:
-                cond, params = id_match(full, job_id)
-                conn.execute(
-                    "UPDATE jobs SET state = 'waiting', lease_token = NULL, processed_at = NULL"
-                    f" WHERE {cond} AND state = 'active' AND lease_token = ?",
-                    (*params, token),
-                )
+                one, params = rows.id_match(full, job_id)
+                conn.execute(rows.RELEASE.format(held=rows.HELD.format(one=one)), (*params, token))
 
         if held:
             self._db.transaction(hand_back)
@@ -212,8 +183,8 @@ class SQLiteQueueBackend:
         keep_dead: int | None,
     ) -> bool:
         full = qualify(self._ns, queue)
-        cond, params = id_match(full, job_id)
-        held = f"{cond} AND state = 'active' AND lease_token = ?"
+        one, params = rows.id_match(full, job_id)
+        fail = rows.FAIL.format(held=rows.HELD.format(one=one))
 
         def record(conn: sqlite3.Connection) -> bool:
             now = now_ms()
@@ -223,10 +194,7 @@ class SQLiteQueueBackend:
                 due, finished = due_ms(retry_delay_ms), None
                 state = "delayed" if due > now else "waiting"
             done = conn.execute(
-                "UPDATE jobs SET state = ?, due_at = coalesce(?, due_at), finished_at = ?,"
-                " error = ?, traceback = ?, attempts_made = attempts_made + 1,"
-                f" lease_token = NULL WHERE {held}",
-                (state, due, finished, error, traceback, *params, token),
+                fail, (state, due, finished, error, traceback, *params, token)
             ).rowcount
             if done and state == "dead":
                 self._trim(conn, full, "dead", keep_dead)
@@ -244,12 +212,9 @@ class SQLiteQueueBackend:
             until = now_ms() + lease_ms
             lost = []
             for job_id, token in held:
-                cond, params = id_match(full, job_id)
-                if not conn.execute(
-                    f"UPDATE jobs SET lease_until = ? WHERE {cond} AND state = 'active'"
-                    " AND lease_token = ?",
-                    (until, *params, token),
-                ).rowcount:
+                one, params = rows.id_match(full, job_id)
+                extend = rows.EXTEND.format(held=rows.HELD.format(one=one))
+                if not conn.execute(extend, (until, *params, token)).rowcount:
                     lost.append(job_id)
             return lost
 
@@ -259,28 +224,19 @@ class SQLiteQueueBackend:
         self, queue: str, max_stalls: int, interval_ms: int, keep_dead: int | None
     ) -> int:
         full = qualify(self._ns, queue)
-        if not self._db.read(STALLED_ANY, (full, now_ms())):
+        if not self._db.read(rows.STALLED_ANY, (full, now_ms())):
             return 0  # nothing to recover: no write (a thousand idle queues make no commits)
 
         def recover(conn: sqlite3.Connection) -> int:
             now = now_ms()
-            row = conn.execute(
-                "SELECT next_stall_check FROM queue_checks WHERE queue = ?", (full,)
-            ).fetchone()
+            row = conn.execute(rows.NEXT_CHECK, (full,)).fetchone()
             # Another worker (maybe in another process) checked recently. A next check
             # further ahead than one interval was set by a clock that has since stepped
             # back: stale, so a dead worker's jobs are not left for the size of the step.
             if row is not None and now < row[0] <= now + interval_ms:
                 return 0
-            conn.execute(
-                "INSERT OR REPLACE INTO queue_checks (queue, next_stall_check) VALUES (?, ?)",
-                (full, now + interval_ms),
-            )
-            stalled = conn.execute(
-                "SELECT seq, stall_count FROM jobs WHERE queue = ? AND state = 'active'"
-                " AND lease_until <= ?",
-                (full, now),
-            ).fetchall()
+            conn.execute(rows.SET_NEXT_CHECK, (full, now + interval_ms))
+            stalled = conn.execute(rows.STALLED, (full, now)).fetchall()
             dead = False
             for seq, stalls in stalled:
                 stalls += 1
@@ -289,12 +245,7 @@ class SQLiteQueueBackend:
                     state, finished, error = "dead", now, stalled_error(stalls, max_stalls)
                 else:
                     state, finished, error = "waiting", None, None
-                conn.execute(
-                    "UPDATE jobs SET state = ?, stall_count = ?, attempts_made = attempts_made + 1,"
-                    " finished_at = ?, error = coalesce(?, error), traceback = CASE WHEN ?"
-                    " IS NULL THEN traceback END, lease_token = NULL WHERE seq = ?",
-                    (state, stalls, finished, error, error, seq),
-                )
+                conn.execute(rows.RECOVER, (state, stalls, finished, error, error, seq))
             if dead:
                 self._trim(conn, full, "dead", keep_dead)
             return len(stalled)
@@ -309,81 +260,51 @@ class SQLiteQueueBackend:
     def get(self, queue: str, job_id: str) -> Job | None:
         if not is_job_id(job_id):
             return None
-        cond, params = id_match(qualify(self._ns, queue), job_id)
-        rows = self._db.read(f"SELECT {COLUMNS} FROM jobs WHERE {cond}", params)
-        return row_to_job(queue, rows[0]) if rows else None
+        one, params = rows.id_match(qualify(self._ns, queue), job_id)
+        found = self._db.read(rows.SELECT_ONE.format(one=one), params)
+        return rows.row_to_job(queue, found[0]) if found else None
 
     def counts(self, queue: str) -> dict[str, int]:
         full = qualify(self._ns, queue)
         now = now_ms()
-        count = "(SELECT count(*) FROM jobs WHERE queue = ? AND state = '{}'{})"
-        parts = [
-            count.format("waiting", ""),
-            count.format("delayed", " AND due_at <= ?"),
-            count.format("delayed", " AND due_at > ?"),
-            count.format("active", ""),
-            count.format("completed", ""),
-            count.format("dead", ""),
-        ]
         params = (full, full, now, full, now, full, full, full)
-        ((waiting, due, delayed, active, completed, dead),) = self._db.read(
-            "SELECT " + ", ".join(parts), params
-        )
+        ((waiting, due, delayed, active, completed, dead),) = self._db.read(rows.COUNTS, params)
         return dict(zip(STATES, (waiting + due, delayed, active, completed, dead)))
 
     def list_jobs(self, queue: str, state: str, limit: int) -> list[Job]:
         full, now = qualify(self._ns, queue), now_ms()
+        params: tuple[Any, ...]
         if state == "waiting":  # due delayed jobs are waiting too (the next fetch moves them)
-            sql = (
-                f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'waiting' UNION ALL"
-                f" SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'delayed' AND due_at <= ?"
-                " ORDER BY priority, due_at, seq LIMIT ?"
-            )
-            params: tuple[Any, ...] = (full, full, now, limit)
+            sql, params = rows.LIST_WAITING, (full, full, now, limit)
         elif state == "delayed":
-            sql = (
-                f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'delayed' AND due_at > ?"
-                " ORDER BY due_at, seq LIMIT ?"
-            )
-            params = (full, now, limit)
+            sql, params = rows.LIST_DELAYED, (full, now, limit)
         else:
-            order = "processed_at, seq" if state == "active" else "finished_at DESC, seq DESC"
-            sql = (
-                f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = ? ORDER BY {order} LIMIT ?"
-            )
-            params = (full, state, limit)
-        return [row_to_job(queue, row) for row in self._db.read(sql, params)]
+            sql, params = rows.LIST_STATE.format(order=rows.LIST_ORDER[state]), (full, state, limit)
+        return [rows.row_to_job(queue, row) for row in self._db.read(sql, params)]
 
     def retry_dead(self, queue: str, job_id: str | None) -> int:
         if job_id is not None and not is_job_id(job_id):
             return 0
         full = qualify(self._ns, queue)
-        cond, params = ("queue = ?", (full,)) if job_id is None else id_match(full, job_id)
-        retried = self._db.write(
-            "UPDATE jobs SET state = 'waiting', due_at = ?, attempts_made = 0, stall_count = 0,"
-            " error = NULL, traceback = NULL, processed_at = NULL, finished_at = NULL"
-            f" WHERE {cond} AND state = 'dead'",
-            (now_ms(), *params),
-        )
+        one, params = ("queue = ?", (full,)) if job_id is None else rows.id_match(full, job_id)
+        retried = self._db.write(rows.RETRY_DEAD.format(one=one), (now_ms(), *params))
         if retried:
             self._wakeups.bump(full)
         return retried
 
     def purge_dead(self, queue: str) -> int:
-        return self._db.write(
-            "DELETE FROM jobs WHERE queue = ? AND state = 'dead'", (qualify(self._ns, queue),)
-        )
+        return self._db.write(rows.PURGE_DEAD, (qualify(self._ns, queue),))
 
     def set_paused(self, queue: str, paused: bool) -> None:
         full = qualify(self._ns, queue)
         if paused:
-            self._db.write("INSERT OR IGNORE INTO queue_pauses (queue) VALUES (?)", (full,))
+            self._db.write(rows.PAUSE, (full,))
         else:
-            self._db.write("DELETE FROM queue_pauses WHERE queue = ?", (full,))
+            self._db.write(rows.RESUME, (full,))
             self._wakeups.bump(full)
 
     def is_paused(self, queue: str) -> bool:
-        return bool(self._db.read(PAUSED, (qualify(self._ns, queue),)))
+        return bool(self._db.read(rows.PAUSED, (qualify(self._ns, queue),)))
 
     def close(self) -> None:
         self._watch.stop()

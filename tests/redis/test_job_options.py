@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 import jexkv
-from jexkv.resp.connect import AnyRedis, client_for_url
+from jexkv.resp.connect import client_for_url
+from jexkv.resp.surface import RedisClient
 from tests.helpers import wait_for
 
 DB = 12  # contract suites: 9, tests/processes: 10, test_queue_layout: 11, tests/interop: 13
@@ -30,7 +31,7 @@ QUEUE = "opts"
 class Where:
     """One server under test: its URL, the queue prefix to use there and a raw client."""
 
-    def __init__(self, url: str, prefix: str, client: AnyRedis) -> None:
+    def __init__(self, url: str, prefix: str, client: RedisClient) -> None:
         self.url, self.prefix, self.client = url, prefix, client
         self.base = f"{prefix}:{QUEUE}"
         self.queues: list[jexkv.TaskQueue] = []

@@ -1,10 +1,14 @@
---[[ add: ARGV[3] = the jobs as one JSON array of [custom id ("" for a queue-chosen one), name,
-opts (JSON text), delay ms, priority]; ARGV[4 + i] = job i's data (JSON text). Every job takes
-one number from Q:id (a queue-chosen id is that number), so the ids are the reply's first
-number onwards. Returns {first number, kept}: for each job whose custom id is kept already
-(nothing is written for it), its index (from 1), state and hash.
-Due delayed jobs are promoted first, so a new job never overtakes one already due. Each job's
-last event trims the stream (MAXLEN ~ opts.maxLenEvents), as BullMQ's add does. ]]
+--[[ add: add jobs; a custom id that is kept already adds nothing.
+  KEYS: the queue's fourteen keys; ARGV[1..3]: job key prefix, now, batch (lib.lua).
+  ARGV[4]      the jobs, one JSON array of [custom id ("" for a queue-chosen one), name,
+               opts (JSON text), delay ms, priority]
+  ARGV[4 + i]  job i's data (JSON text), i from 1
+  Returns {first, kept}: every job takes one number from Q:id (a queue-chosen id is that
+  number), so the numbers run from `first` on; `kept` holds, for each job whose custom id
+  was kept already (nothing written for it), its index (from 1), state and hash.
+  Due delayed jobs are promoted first, so a new job never overtakes one already due; each
+  job's last event trims the stream (MAXLEN ~ opts.maxLenEvents), as BullMQ's add does.
+]]
 local meta = rcall("HMGET", K_META, "paused", "concurrency", "opts.maxLenEvents")
 local held = meta[1] ~= false
 if not held and meta[2] then held = rcall("LLEN", K_ACTIVE) >= tonumber(meta[2]) end
@@ -14,7 +18,7 @@ if not most then
   rcall("HSET", K_META, "opts.maxLenEvents", most)
 end
 promote(held)
-local jobs = cjson.decode(ARGV[3])
+local jobs = cjson.decode(ARGV[4])
 local kept = {}
 local ready = false
 local first = rcall("INCRBY", K_ID, #jobs) - #jobs + 1
@@ -29,7 +33,7 @@ for i, job in ipairs(jobs) do
     kept[#kept + 1] = state_of(id)
     kept[#kept + 1] = rcall("HGETALL", key)
   else
-    rcall("HSET", key, "name", name, "data", ARGV[3 + i], "opts", job[3], "timestamp", NOW,
+    rcall("HSET", key, "name", name, "data", ARGV[4 + i], "opts", job[3], "timestamp", NOW,
           "delay", delay, "priority", priority)
     emit("added", "jobId", id, "name", name)
     if delay > 0 then

@@ -1,14 +1,19 @@
---[[ complete: ARGV[3] = completed jobs to keep (0: delete them, -1: all) of the jobs whose
-opts set no removeOnComplete of their own (keep_rule), ARGV[4] = count,
-then per job: id, token, result (JSON); then the next claim: limit (0: none), token, lease ms,
-worker name, dead jobs to keep. Returns {lost ids, fetch's reply}. The lock check is
-release_lock's, with the deletes and stalled marks of the whole batch in one call each. A job's
-deduplication key is released (and a next job BullMQ kept for it added) as bury does. ]]
-local keep, count = tonumber(ARGV[3]), tonumber(ARGV[4])
+--[[ complete: record finished jobs, then claim the next ones, in one call.
+  KEYS: the queue's fourteen keys; ARGV[1..3]: job key prefix, now, batch (lib.lua).
+  ARGV[4]   completed jobs to keep (0: delete, -1: all), for jobs whose opts set no
+            removeOnComplete of their own (keep_rule)
+  ARGV[5]   n, the number of finished jobs, then n times: id, lock token, result (JSON)
+  then      the next claim: limit (0: none), lock token, lease ms, worker name, dead jobs
+            to keep (fetch's arguments)
+  Returns {lost ids, fetch's reply}. The lock check is release_lock's; the deletes and
+  stalled marks of the batch go in one call each; a job's deduplication key is released
+  (and a next job BullMQ kept for it added) as bury does.
+]]
+local keep, count = tonumber(ARGV[4]), tonumber(ARGV[5])
 local lost, gone, finished, trim = {}, {}, {}, false
 trim_events()
 for i = 0, count - 1 do
-  local base = 5 + i * 3
+  local base = 6 + i * 3
   local id, token, result = ARGV[base], ARGV[base + 1], ARGV[base + 2]
   local key = PREFIX .. id
   local lock = rcall("GET", key .. ":lock")
@@ -39,7 +44,7 @@ end
 if #gone > 0 then rcall("DEL", unpack(gone)) end
 if #finished > 0 then rcall("SREM", K_STALLED, unpack(finished)) end
 if keep > 0 and trim then trim_finished(K_COMPLETED, keep) end
-local base = 5 + count * 3
+local base = 6 + count * 3
 local limit = tonumber(ARGV[base])
 local claimed = {0}
 if limit > 0 then

@@ -1,8 +1,15 @@
---[[ fail: ARGV[3] = id, ARGV[4] = token, ARGV[5] = error text, ARGV[6] = traceback text,
-ARGV[7] = retry at (ms; -1: dead), ARGV[8] = dead jobs to keep (-1: all).
-Returns 1, or 0 when the job was no longer held with that token. ]]
-local id, token, reason, trace = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local retry_at, keep_dead = tonumber(ARGV[7]), tonumber(ARGV[8])
+--[[ fail: a failed attempt: retry the job at a time, or bury it (dead).
+  KEYS: the queue's fourteen keys; ARGV[1..3]: job key prefix, now, batch (lib.lua).
+  ARGV[4]   job id
+  ARGV[5]   lock token
+  ARGV[6]   error text (failedReason)
+  ARGV[7]   traceback text (the newest of the kept stacktrace)
+  ARGV[8]   retry at, ms since the epoch (-1: dead now)
+  ARGV[9]   dead jobs to keep (-1: all)
+  Returns 1, or 0 when the job was no longer held with that token.
+]]
+local id, token, reason, trace = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local retry_at, keep_dead = tonumber(ARGV[8]), tonumber(ARGV[9])
 local key = PREFIX .. id
 if not release_lock(id, key, token) then return 0 end
 local ok, traces = pcall(cjson.decode, rcall("HGET", key, "stacktrace") or "[]")

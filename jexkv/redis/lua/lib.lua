@@ -1,10 +1,13 @@
---[[ jexkv's BullMQ v6 layout: the functions every queue script shares.
+--[[ lib: the functions every queue script shares (jexkv's scripts over BullMQ 6's layout).
 
-The loader (jexkv/redis/scripts.py) puts this preamble, and the functions a script calls, in
-front of each script. Every script gets
-the queue's fourteen keys in this order, and ARGV[1] = the job key prefix "<prefix>:<queue>:",
-ARGV[2] = now in ms (the caller's clock, as BullMQ's timestamps are). Job keys are built from
-the prefix, as BullMQ builds them: in a Redis Cluster the prefix carries the hash tag.
+  The loader (jexkv/redis/scripts.py) puts this preamble, and the functions a script calls,
+  in front of each script. Every script gets
+    KEYS[1..14]  the queue's fourteen keys, in the order unpacked below (scripts.KEY_NAMES)
+    ARGV[1]      the job key prefix "<prefix>:<queue>:" (job keys are built from it, as
+                 BullMQ builds them: on a Redis Cluster it carries the hash tag)
+    ARGV[2]      now, ms since the epoch (the caller's clock, as BullMQ's timestamps are)
+    ARGV[3]      BATCH: how many jobs a step that moves many moves per call
+  and its own arguments from ARGV[4] on (each script's header says which).
 ]]
 local rcall = redis.call
 local K_WAIT, K_ACTIVE, K_PRIO, K_PC, K_DELAYED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -12,6 +15,7 @@ local K_COMPLETED, K_FAILED, K_STALLED, K_CHECK = KEYS[6], KEYS[7], KEYS[8], KEY
 local K_ID, K_META, K_EVENTS, K_MARKER, K_LIMITER = KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 local PREFIX = ARGV[1]
 local NOW = tonumber(ARGV[2])
+local BATCH = tonumber(ARGV[3]) -- jobs moved per call where a step takes many (scripts.BATCH)
 local DUE_LIMIT = (NOW + 1) * 4096 -- delayed scores below this are due
 local TRACES_KEPT = 10 -- stack traces kept per job, newest last
 -- The fields a claim hands to the worker, in this order; fetch packs them (the id in place
@@ -79,9 +83,9 @@ local function add_delayed(id, due)
   mark_next_delayed()
 end
 
--- Due delayed jobs become ready, oldest due first (up to 1000 per call).
+-- Due delayed jobs become ready, oldest due first (up to BATCH per call).
 local function promote(held)
-  local ids = rcall("ZRANGEBYSCORE", K_DELAYED, 0, DUE_LIMIT - 1, "LIMIT", 0, 1000)
+  local ids = rcall("ZRANGEBYSCORE", K_DELAYED, 0, DUE_LIMIT - 1, "LIMIT", 0, BATCH)
   if #ids == 0 then return end
   rcall("ZREM", K_DELAYED, unpack(ids))
   for _, id in ipairs(ids) do

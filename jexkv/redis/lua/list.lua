@@ -1,8 +1,12 @@
---[[ list: ARGV[3] = state (waiting, delayed, active, completed, dead), ARGV[4] = limit.
-Returns {id, hash, ...}: waiting as wait (next first), then prioritized, then due delayed
-jobs (the caller orders them by priority); delayed by due time; active oldest first;
-completed and dead newest first. ]]
-local state, limit = ARGV[3], tonumber(ARGV[4])
+--[[ list: the jobs of one state.
+  KEYS: the queue's fourteen keys; ARGV[1..3]: job key prefix, now, batch (lib.lua).
+  ARGV[4]   state: waiting, delayed, active, completed or dead
+  ARGV[5]   limit
+  Returns {id, hash, ...}: waiting as wait (next first), then prioritized, then due delayed
+  jobs (the caller orders them by priority); delayed by due time; active oldest first;
+  completed and dead newest first.
+]]
+local state, limit = ARGV[4], tonumber(ARGV[5])
 local ids = {}
 local function take(list)
   for _, id in ipairs(list) do ids[#ids + 1] = id end

@@ -1,6 +1,10 @@
---[[ pause: ARGV[3] = "paused" or "resumed". A paused queue keeps its jobs in wait; meta.paused
-stops every worker (jexkv's and BullMQ's) from fetching them. ]]
-if ARGV[3] == "paused" then
+--[[ pause: pause or resume a queue for every worker (jexkv's and BullMQ's).
+  KEYS: the queue's fourteen keys; ARGV[1..3]: job key prefix, now, batch (lib.lua).
+  ARGV[4]   "paused" or "resumed"
+  A paused queue keeps its jobs in wait; meta.paused stops every worker from fetching them.
+  Returns 1.
+]]
+if ARGV[4] == "paused" then
   rcall("HSET", K_META, "paused", 1)
   rcall("DEL", K_MARKER)
 else
@@ -11,5 +15,5 @@ else
     mark_next_delayed()
   end
 end
-emit(ARGV[3])
+emit(ARGV[4])
 return 1

@@ -1,7 +1,11 @@
---[[ release: id, token pairs from ARGV[3] on, in claim order: jobs claimed but never
-started go back to the front of the line, as if never fetched (ats is taken back). ]]
+--[[ release: hand back jobs claimed and never started.
+  KEYS: the queue's fourteen keys; ARGV[1..3]: job key prefix, now, batch (lib.lua).
+  ARGV[4..] id, lock token pairs, in claim order
+  Each goes back to the front of the line, as if never fetched (ats is taken back).
+  Returns 1.
+]]
 local held = paused_or_full()
-for i = #ARGV - 1, 3, -2 do
+for i = #ARGV - 1, 4, -2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local key = PREFIX .. id
   if release_lock(id, key, token) then

@@ -1,11 +1,14 @@
---[[ retry_dead: ARGV[3] = job id ("" for every dead job that failed at or before now, 1000 per
-call). Each goes back to waiting with a fresh attempt budget. Returns how many moved. ]]
+--[[ retry_dead: move dead jobs back to waiting with a fresh attempt budget.
+  KEYS: the queue's fourteen keys; ARGV[1..3]: job key prefix, now, batch (lib.lua).
+  ARGV[4]   job id, or "" for up to BATCH jobs that died at or before now
+  Returns how many moved (the caller calls again while that is BATCH).
+]]
 local ids
-if ARGV[3] ~= "" then
+if ARGV[4] ~= "" then
   ids = {}
-  if rcall("ZSCORE", K_FAILED, ARGV[3]) then ids[1] = ARGV[3] end
+  if rcall("ZSCORE", K_FAILED, ARGV[4]) then ids[1] = ARGV[4] end
 else
-  ids = rcall("ZRANGEBYSCORE", K_FAILED, "-inf", NOW, "LIMIT", 0, 1000)
+  ids = rcall("ZRANGEBYSCORE", K_FAILED, "-inf", NOW, "LIMIT", 0, BATCH)
 end
 if #ids == 0 then return 0 end
 local held = paused_or_full()

@@ -1,14 +1,18 @@
---[[ stalled: ARGV[3] = interval ms, ARGV[4] = max stalls. At most once per interval across
-every worker (Q:stalled-check): each job marked in the last check whose lock is gone goes back
-to the front of wait with stc + 1; past max stalls it also gets `defa`, and whoever fetches it
-next fails it. Then every active job is marked for the next check (lease renewals unmark).
-Returns how many jobs were recovered. A Q:stalled-check that lives longer than one interval was
-set before the server's clock stepped back: stale, so the check runs (README, "Clock steps"). ]]
-if not rcall("SET", K_CHECK, NOW, "PX", ARGV[3], "NX") then
-  if rcall("PTTL", K_CHECK) <= tonumber(ARGV[3]) then return 0 end
-  rcall("SET", K_CHECK, NOW, "PX", ARGV[3])
+--[[ stalled: the two-phase stalled check, at most once per interval across every worker.
+  KEYS: the queue's fourteen keys; ARGV[1..3]: job key prefix, now, batch (lib.lua).
+  ARGV[4]   interval ms (Q:stalled-check lives that long)
+  ARGV[5]   max stalls
+  Each job marked in the last check whose lock is gone goes back to the front of wait with
+  stc + 1; past max stalls it also gets `defa`, and whoever fetches it next fails it. Then
+  every active job is marked for the next check (lease renewals unmark). A Q:stalled-check
+  that lives longer than one interval was set before the server's clock stepped back: stale,
+  so the check runs (README, "Clock steps"). Returns how many jobs were recovered.
+]]
+if not rcall("SET", K_CHECK, NOW, "PX", ARGV[4], "NX") then
+  if rcall("PTTL", K_CHECK) <= tonumber(ARGV[4]) then return 0 end
+  rcall("SET", K_CHECK, NOW, "PX", ARGV[4])
 end
-local max_stalls = tonumber(ARGV[4])
+local max_stalls = tonumber(ARGV[5])
 trim_events()
 local recovered = 0
 local marked = rcall("SMEMBERS", K_STALLED)
