@@ -85,23 +85,25 @@ class MemoryQueueSpace:
 def _snapshot(queue: str, rec: _Rec, new: NewJob | None = None) -> Job:
     """The Job of ``rec``; ``new``: the request that just added it, whose payload it shows."""
     return job_from(
-        id=rec.id,
-        queue=queue,
-        name=rec.name,
-        payload=decode(rec.payload) if new is None else new.payload_value(),
-        attempts=rec.attempts,
-        attempts_made=rec.attempts_made,
-        priority=rec.priority,
-        created_at_ms=rec.created_at,
-        state=rec.state,
-        error=rec.error,
-        result=None if rec.result is None else decode(rec.result),
-        due_at_ms=rec.due_at,
-        traceback=rec.traceback,
-        stall_count=rec.stall_count,
-        backoff=None if rec.backoff is None else Backoff.from_dict(rec.backoff),
-        processed_at_ms=rec.processed_at,
-        finished_at_ms=rec.finished_at,
+        {
+            "id": rec.id,
+            "queue": queue,
+            "name": rec.name,
+            "payload": decode(rec.payload) if new is None else new.payload_value(),
+            "attempts": rec.attempts,
+            "attempts_made": rec.attempts_made,
+            "priority": rec.priority,
+            "created_at_ms": rec.created_at,
+            "state": rec.state,
+            "error": rec.error,
+            "result": None if rec.result is None else decode(rec.result),
+            "due_at_ms": rec.due_at,
+            "traceback": rec.traceback,
+            "stall_count": rec.stall_count,
+            "backoff": None if rec.backoff is None else Backoff.from_dict(rec.backoff),
+            "processed_at_ms": rec.processed_at,
+            "finished_at_ms": rec.finished_at,
+        }
     )
 
 

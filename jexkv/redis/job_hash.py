@@ -91,23 +91,25 @@ def _job(queue: str, job_id: str, fields: dict[str, Any], state: str) -> Job:
     timestamp = _number(fields, "timestamp")
     processed, finished = fields.get("processedOn"), fields.get("finishedOn")
     return job_from(
-        id=job_id,
-        queue=queue,
-        name=fields.get("name", ""),
-        payload=decode(data) if data else None,
-        attempts=attempts,
-        attempts_made=made,
-        priority=_number(fields, "priority"),
-        created_at_ms=timestamp,
-        state=state,
-        error=fields.get("failedReason"),
-        result=None if result is None else _decode_result(result),
-        due_at_ms=timestamp + _number(fields, "delay"),
-        traceback=traceback,
-        stall_count=_number(fields, "stc"),
-        backoff=_backoff(opts.get("backoff")),
-        processed_at_ms=None if processed is None else int(processed),
-        finished_at_ms=None if finished is None else int(finished),
+        {
+            "id": job_id,
+            "queue": queue,
+            "name": fields.get("name", ""),
+            "payload": decode(data) if data else None,
+            "attempts": attempts,
+            "attempts_made": made,
+            "priority": _number(fields, "priority"),
+            "created_at_ms": timestamp,
+            "state": state,
+            "error": fields.get("failedReason"),
+            "result": None if result is None else _decode_result(result),
+            "due_at_ms": timestamp + _number(fields, "delay"),
+            "traceback": traceback,
+            "stall_count": _number(fields, "stc"),
+            "backoff": _backoff(opts.get("backoff")),
+            "processed_at_ms": None if processed is None else int(processed),
+            "finished_at_ms": None if finished is None else int(finished),
+        }
     )
 
 

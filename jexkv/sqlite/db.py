@@ -175,10 +175,16 @@ class Database:
 
     def read(self, sql: str, params: Any = ()) -> list[Any]:
         """All rows of one read statement."""
-        deadline = self._deadline()
         pool = self._pool
+        deadline = self._deadline()
         conn = pool.lend(deadline)
         try:
+            try:
+                return conn.execute(sql, params).fetchall()  # the common case, no closure
+            except sqlite3.Error as exc:
+                if not _is_busy(exc):
+                    self.check_file()
+                    raise translate(exc, self.path) from exc
             return self.retry(lambda: conn.execute(sql, params).fetchall(), deadline)
         finally:
             pool.give_back(conn)
