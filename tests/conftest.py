@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.helpers import StartProcess, kill_all, python_env
+from tests.helpers import StartProcess, ended_at_teardown, kill_all, python_env
 from tests.redis_cluster import RedisCluster
 from tests.redis_sentinel import RedisSentinelSet
 from tests.redis_server import AnyRedis, ExternalRedis, FakeRedis, RedisServer
@@ -57,37 +57,22 @@ def own_redis_server(redis_server) -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisCluster]:
     """Three cluster primaries on 127.0.0.1 covering every slot, no replicas."""
-    cluster = RedisCluster()
-    try:
+    with RedisCluster() as cluster:
         yield cluster
-    finally:
-        cluster.cleanup()
 
 
 @pytest.fixture(scope="session")
 def redis_sentinel() -> Iterator[RedisSentinelSet]:
     """A primary, its replica and three sentinels (``mymaster``, quorum 2) on 127.0.0.1."""
-    sentinels = RedisSentinelSet()
-    try:
+    with RedisSentinelSet() as sentinels:
         yield sentinels
-    finally:
-        sentinels.cleanup()
 
 
 @pytest.fixture
 def fake_redis() -> Iterator[Callable[..., FakeRedis]]:
     """Make FakeRedis servers (closed at teardown, which fails the test if one of them
     failed): ``fake_redis(answer, accept_only=...)``."""
-    fakes: list[FakeRedis] = []
-
-    def make(answer: Any = None, **kwargs: Any) -> FakeRedis:
-        fake = FakeRedis(answer, **kwargs)
-        fakes.append(fake)
-        return fake
-
-    yield make
-    for fake in fakes:
-        fake.close()
+    fakes = yield from ended_at_teardown(FakeRedis, FakeRedis.close)
     for fake in fakes:
         assert not fake.errors, f"the fake server failed: {fake.errors!r}"
 

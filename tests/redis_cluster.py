@@ -15,16 +15,14 @@ failure under ``JEXKV_REQUIRE_REDIS=1``), as for the other Redis tests.
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import subprocess
 import time
 from typing import Any, Callable
 from urllib.parse import urlencode
 
-from jexkv.resp import Redis
 from jexkv.resp.cluster import key_slot
-from tests.redis_server import LOCALHOST, RedisServer, free_port, unavailable
+from tests.redis_server import LOCALHOST, RedisServer, ServerGroup, binary, free_port
 
 SLOTS = 16384
 CLUSTER_TIMEOUT = 30.0  # seconds to form the cluster, or to agree after a change
@@ -40,11 +38,7 @@ MigrationHook = Callable[[str], None]
 
 
 def redis_cli_binary() -> str:
-    path = shutil.which("redis-cli")
-    if path is None:
-        unavailable("redis-cli is not on PATH (needed to create a Redis Cluster)")
-        raise AssertionError("unreachable")
-    return path
+    return binary("redis-cli", "needed to create a Redis Cluster")
 
 
 def text(reply: Any) -> str:
@@ -102,25 +96,29 @@ class ClusterNode(RedisServer):
         super()._start_once()
 
 
-class RedisCluster:
-    """Three cluster primaries on 127.0.0.1 covering the 16384 slots; ``cleanup()`` ends it."""
+class RedisCluster(ServerGroup[ClusterNode]):
+    """Three cluster primaries on 127.0.0.1 covering the 16384 slots; ``cleanup()`` ends it.
+
+    ``client(port)`` is a plain (non-cluster) client of the node on ``port``."""
+
+    kind = "cluster node"
+    client_options = {"connect_timeout": 2.0, "socket_timeout": 10.0, "retries": 1}
 
     def __init__(self, primaries: int = 3, node_timeout_ms: int = 2000) -> None:
         self.cli = redis_cli_binary()
-        self.servers: list[ClusterNode] = []
-        self._clients: dict[int, Redis] = {}
-        try:
-            for _ in range(primaries):
-                self.servers.append(ClusterNode(node_timeout_ms))
-            for server in self.servers:
-                server.start()
-            self._create()
-            self.wait_ok()
-            for server in self.servers:
-                server.node_id = text(self.client(server.port).execute_command("CLUSTER", "MYID"))
-        except BaseException:
-            self.cleanup()
-            raise
+        self._primaries = primaries
+        self._node_timeout_ms = node_timeout_ms
+        super().__init__()
+
+    def _start(self) -> None:
+        for _ in range(self._primaries):
+            self.servers.append(ClusterNode(self._node_timeout_ms))
+        for server in self.servers:
+            server.start()
+        self._create()
+        self.wait_ok()
+        for server in self.servers:
+            server.node_id = text(self.client(server.port).execute_command("CLUSTER", "MYID"))
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -140,20 +138,6 @@ class RedisCluster:
         if query:
             url += "?" + urlencode(query)
         return url
-
-    def client(self, port: int) -> Redis:
-        """A plain (non-cluster) client of the node on ``port``, kept until cleanup."""
-        if port not in self._clients:
-            self._clients[port] = Redis(
-                LOCALHOST, port, connect_timeout=2.0, socket_timeout=10.0, retries=1
-            )
-        return self._clients[port]
-
-    def server(self, port: int) -> ClusterNode:
-        for server in self.servers:
-            if server.port == port:
-                return server
-        raise KeyError(f"no cluster node on port {port}")
 
     # -- state ----------------------------------------------------------------------------
 
@@ -312,15 +296,3 @@ class RedisCluster:
             for slot in slots:
                 self.client(port).execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
         self.wait_ok()
-
-    # -- teardown -------------------------------------------------------------------------
-
-    def cleanup(self) -> None:
-        for client in self._clients.values():
-            try:
-                client.close()
-            except Exception:
-                pass
-        self._clients.clear()
-        for server in self.servers:
-            server.cleanup()

@@ -29,6 +29,7 @@ from tests.redis_server import (
     START_TIMEOUT,
     STOP_TIMEOUT,
     RedisServer,
+    ServerGroup,
     free_port,
     redis_server_binary,
     stop_process,
@@ -140,29 +141,32 @@ class Sentinel:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class RedisSentinelSet:
-    """A primary, a replica and three sentinels on 127.0.0.1; ``cleanup()`` ends them."""
+class RedisSentinelSet(ServerGroup[RedisServer]):
+    """A primary, a replica and three sentinels on 127.0.0.1; ``cleanup()`` ends them.
+
+    ``client(port)`` is a plain client of the data server on ``port`` (no retries)."""
+
+    kind = "data server"
+    client_options = {"connect_timeout": 1.0, "socket_timeout": 5.0, "retries": 0}
 
     def __init__(self, sentinels: int = 3) -> None:
-        self.servers: list[RedisServer] = []
         self.sentinels: list[Sentinel] = []
-        self._clients: dict[int, Redis] = {}
-        try:
-            primary = RedisServer()
-            self.servers.append(primary)
-            primary.start()
-            replica = RedisServer(extra_args=["--replicaof", LOCALHOST, str(primary.port)])
-            self.servers.append(replica)
-            replica.start()
-            self._wait(lambda: self._in_sync(replica.port), "the replica to sync")
-            for _ in range(sentinels):
-                sentinel = Sentinel(primary.port)
-                self.sentinels.append(sentinel)
-                sentinel.start()
-            self.wait_healthy()
-        except BaseException:
-            self.cleanup()
-            raise
+        self._sentinel_count = sentinels
+        super().__init__()
+
+    def _start(self) -> None:
+        primary = RedisServer()
+        self.servers.append(primary)
+        primary.start()
+        replica = RedisServer(extra_args=["--replicaof", LOCALHOST, str(primary.port)])
+        self.servers.append(replica)
+        replica.start()
+        self._wait(lambda: self._in_sync(replica.port), "the replica to sync")
+        for _ in range(self._sentinel_count):
+            sentinel = Sentinel(primary.port)
+            self.sentinels.append(sentinel)
+            sentinel.start()
+        self.wait_healthy()
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -174,20 +178,6 @@ class RedisSentinelSet:
         """``redis+sentinel://127.0.0.1:s1,127.0.0.1:s2,127.0.0.1:s3/mymaster/<db>``."""
         seeds = ",".join(f"{host}:{port}" for host, port in self.sentinel_nodes)
         return f"redis+sentinel://{seeds}/{MASTER_NAME}/{db}"
-
-    def client(self, port: int) -> Redis:
-        """A plain client of the data server on ``port`` (no retries), kept until cleanup."""
-        if port not in self._clients:
-            self._clients[port] = Redis(
-                LOCALHOST, port, connect_timeout=1.0, socket_timeout=5.0, retries=0
-            )
-        return self._clients[port]
-
-    def server(self, port: int) -> RedisServer:
-        for server in self.servers:
-            if server.port == port:
-                return server
-        raise KeyError(f"no data server on port {port}")
 
     def primary_port(self) -> int:
         """The primary's port, as the first sentinel that answers names it."""
@@ -273,9 +263,7 @@ class RedisSentinelSet:
         assert process is not None, f"the primary on port {port} is not running"
         process.kill()
         process.wait(STOP_TIMEOUT)
-        client = self._clients.pop(port, None)
-        if client is not None:
-            client.close()
+        self.drop_client(port)
         return port
 
     def wait_failover(self, old_port: int, timeout: float = FAILOVER_WAIT) -> int:
@@ -309,13 +297,7 @@ class RedisSentinelSet:
     # -- teardown -------------------------------------------------------------------------
 
     def cleanup(self) -> None:
-        for client in self._clients.values():
-            try:
-                client.close()
-            except Exception:
-                pass
-        self._clients.clear()
+        self.close_clients()
         for sentinel in self.sentinels:
             sentinel.cleanup()
-        for server in self.servers:
-            server.cleanup()
+        super().cleanup()

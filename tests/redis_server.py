@@ -4,7 +4,9 @@
 temporary folder, waits until it answers PING, and stops it at teardown; ``restart()``
 brings it back on the same port. It never uses port 6379 nor a non-local address.
 ``ExternalRedis`` stands for the server named by ``JEXKV_REDIS_URL`` (plain tests only).
-``FakeRedis`` is a listening socket served by threads, answering as a test scripts it.
+``ServerGroup`` is what several started together share (redis_cluster.py, redis_sentinel.py).
+``FakeRedis`` is a listening socket served by threads, answering as a test scripts it; its
+``LocalListener`` (the socket and the accepting thread) serves other fakes too (faults/).
 
 When no server can be had the tests are skipped with a reason, unless
 ``JEXKV_REQUIRE_REDIS=1``: then it is a failure.
@@ -21,10 +23,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from typing import Callable, Union
+from typing import Any, Callable, Generic, TypeVar, Union
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
+
+from jexkv.resp import Redis
 
 LOCALHOST = "127.0.0.1"
 FORBIDDEN_PORTS = frozenset({6379})
@@ -39,12 +43,18 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def redis_server_binary() -> str:
-    path = shutil.which("redis-server")
+def binary(name: str, why: str) -> str:
+    """The path of the program ``name``; when it is not on PATH, the test is skipped (failed
+    under ``JEXKV_REQUIRE_REDIS=1``) saying ``why`` it is needed."""
+    path = shutil.which(name)
     if path is None:
-        unavailable("redis-server is not on PATH (set JEXKV_REDIS_URL or install redis)")
+        unavailable(f"{name} is not on PATH ({why})")
         raise AssertionError("unreachable")
     return path
+
+
+def redis_server_binary() -> str:
+    return binary("redis-server", "set JEXKV_REDIS_URL or install redis")
 
 
 def free_port() -> int:
@@ -304,6 +314,70 @@ class ExternalRedis:
 
 AnyRedis = Union[RedisServer, ExternalRedis]
 
+S = TypeVar("S", bound=RedisServer)
+G = TypeVar("G", bound="ServerGroup[Any]")
+
+
+class ServerGroup(Generic[S]):
+    """Several ``RedisServer``s started together (a cluster, a sentinel set): ``servers``, a
+    plain client of the server on a port (with ``client_options``, kept until cleanup), the
+    server on a port, and the teardown (``cleanup()``, or the end of a ``with`` block).
+    ``__init__`` runs ``_start()``, which a subclass defines (its own state set before); when
+    it fails, everything started is cleaned up."""
+
+    kind = "server"  # what one of ``servers`` is called in an error
+    client_options: dict[str, Any] = {}
+
+    def __init__(self) -> None:
+        self.servers: list[S] = []
+        self._clients: dict[int, Redis] = {}
+        try:
+            self._start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def client(self, port: int) -> Redis:
+        """A plain (single-node, no cluster or sentinel) client of the server on ``port``,
+        kept until cleanup."""
+        if port not in self._clients:
+            self._clients[port] = Redis(LOCALHOST, port, **self.client_options)
+        return self._clients[port]
+
+    def drop_client(self, port: int) -> None:
+        """Close the client of the server on ``port`` (the next ``client(port)`` is new)."""
+        client = self._clients.pop(port, None)
+        if client is not None:
+            client.close()
+
+    def server(self, port: int) -> S:
+        for server in self.servers:
+            if server.port == port:
+                return server
+        raise KeyError(f"no {self.kind} on port {port}")
+
+    def __enter__(self: G) -> G:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()
+
+    def close_clients(self) -> None:
+        for client in self._clients.values():
+            try:
+                client.close()
+            except Exception:
+                pass
+        self._clients.clear()
+
+    def cleanup(self) -> None:
+        self.close_clients()
+        for server in self.servers:
+            server.cleanup()
+
 
 # -- a fake server ----------------------------------------------------------------------
 
@@ -313,6 +387,51 @@ Reply = Union[bytes, None]
 """What a fake answers: bytes to send, ``None`` to close the connection, ``HOLD`` to go silent."""
 
 HOLD = b"<hold>"
+
+
+class LocalListener:
+    """A listening socket on a port of 127.0.0.1 the system picks, and a daemon thread that
+    accepts connections until ``stopped`` is set, handing each to ``_accepted(conn)``, which
+    a subclass defines. A subclass sets up its own state before calling ``__init__``: a
+    connection may come at once."""
+
+    def __init__(self, backlog: int, *, reuse_address: bool = False) -> None:
+        self.stopped = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if reuse_address:
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((LOCALHOST, 0))
+        self._listener.listen(backlog)
+        self._listener.settimeout(0.05)
+        self.host = LOCALHOST
+        self.port = int(self._listener.getsockname()[1])
+        self._accepter = threading.Thread(target=self._accept_loop, daemon=True)
+        self._accepter.start()
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://{self.host}:{self.port}/{db}"
+
+    def _accepted(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def _accept_loop(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self._accepted(conn)
+
+    def stop_listening(self) -> None:
+        """Set ``stopped``, close the listening socket and wait for the accepting thread."""
+        self.stopped.set()
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        self._accepter.join(5)
 
 
 class SendThenClose(bytes):
@@ -339,7 +458,7 @@ def read_command(reader) -> list | None:
     return args
 
 
-class FakeRedis:
+class FakeRedis(LocalListener):
     """A listening socket on 127.0.0.1 whose connections a thread each serves.
 
     ``answer(command, index)`` gets each command (a list of bytes) and the number of
@@ -362,36 +481,18 @@ class FakeRedis:
         self.closed_by_client: set = set()  # indexes of the connections the client closed
         self.connections = 0
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
         self._socks: list = []
         self._threads: list = []
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind((LOCALHOST, 0))
-        self._listener.listen(16)
-        self._listener.settimeout(0.05)
-        self.host = LOCALHOST
-        self.port = int(self._listener.getsockname()[1])
-        self._accepter = threading.Thread(target=self._accept_loop, daemon=True)
-        self._accepter.start()
+        super().__init__(16)
 
-    def url(self, db: int = 0) -> str:
-        return f"redis://{self.host}:{self.port}/{db}"
-
-    def _accept_loop(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                index = self.connections
-                self.connections += 1
-                self._socks.append(conn)
-            thread = threading.Thread(target=self._serve, args=(conn, index), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def _accepted(self, conn: socket.socket) -> None:
+        with self._lock:
+            index = self.connections
+            self.connections += 1
+            self._socks.append(conn)
+        thread = threading.Thread(target=self._serve, args=(conn, index), daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _default(self, command: list) -> Reply:
         name = command[0].upper()
@@ -407,10 +508,10 @@ class FakeRedis:
         try:
             conn.settimeout(0.1)
             if self.accept_only:
-                self._stopped.wait(60)
+                self.stopped.wait(60)
                 return
-            reader = _Reader(conn, self._stopped)
-            while not self._stopped.is_set():
+            reader = _Reader(conn, self.stopped)
+            while not self.stopped.is_set():
                 command = read_command(reader)
                 if command is None:
                     with self._lock:
@@ -427,7 +528,7 @@ class FakeRedis:
                     conn.shutdown(socket.SHUT_RDWR)
                     return
                 if reply == HOLD:
-                    self._stopped.wait(60)
+                    self.stopped.wait(60)
                     return
                 assert isinstance(reply, bytes)
                 conn.sendall(reply)
@@ -452,12 +553,7 @@ class FakeRedis:
             return [c for i, c in self.commands if i == index]
 
     def close(self) -> None:
-        self._stopped.set()
-        try:
-            self._listener.close()
-        except OSError:
-            pass
-        self._accepter.join(5)
+        self.stop_listening()
         for thread in self._threads:
             thread.join(5)
 

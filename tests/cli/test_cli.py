@@ -77,6 +77,12 @@ def _has(line: str, word: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", line) is not None
 
 
+def _state_counts(cwd: pathlib.Path, url: tuple[str, ...], queue: str) -> dict[str, int]:
+    """The five states' counts of ``queue`` (``queue counts --json``; it may print more)."""
+    counts = ok_json(cwd, *url, "queue", "counts", queue)
+    return {k: counts[k] for k in STATES}
+
+
 def _counts_text(out: str) -> dict[str, int]:
     counts = {}
     for line in out.splitlines():
@@ -111,6 +117,18 @@ def worker(start_process: StartProcess) -> Worker:
 def _err(folder: pathlib.Path, index: int = 0) -> str:
     path = folder / f"worker-{index}.err"
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _signal_exit_code(
+    folder: pathlib.Path, proc: subprocess.Popen[bytes], sig: int, what: str, timeout: float = 15
+) -> int:
+    """Send ``sig`` (called ``what`` in a failure) to the worker; its exit code, which must
+    come within ``timeout`` seconds."""
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"worker still running {timeout:g} s after {what}: {_err(folder)}")
 
 
 def _wait_ready(folder: pathlib.Path, proc: subprocess.Popen[bytes], index: int = 0) -> None:
@@ -284,16 +302,10 @@ def test_queue_enqueue_counts_and_jobs(tmp_path: pathlib.Path) -> None:
     again = ok(tmp_path, *url, "queue", "enqueue", "mail", "other", "--job-id", "my-id").strip()
     assert again == "my-id"
 
-    counts = ok_json(tmp_path, *url, "queue", "counts", "mail")
-    assert {k: counts[k] for k in STATES} == {
-        "waiting": 4,
-        "delayed": 1,
-        "active": 0,
-        "completed": 0,
-        "dead": 0,
-    }
+    counts = _state_counts(tmp_path, url, "mail")
+    assert counts == {"waiting": 4, "delayed": 1, "active": 0, "completed": 0, "dead": 0}
     text = _counts_text(ok(tmp_path, *url, "queue", "counts", "mail"))
-    assert {k: text[k] for k in STATES} == {k: counts[k] for k in STATES}
+    assert {k: text[k] for k in STATES} == counts
 
     # Waiting jobs in the order they will run: priority 0 first in, first out, then priority 5.
     waiting = ok_json(tmp_path, *url, "queue", "jobs", "mail")
@@ -355,8 +367,7 @@ def test_queue_dead_retry_purge_round_trip(tmp_path: pathlib.Path, worker: Worke
         return [j["id"] for j in ok_json(tmp_path, *url, "queue", "dead", "mail")]
 
     def counts() -> dict[str, int]:
-        c = ok_json(tmp_path, *url, "queue", "counts", "mail")
-        return {k: c[k] for k in STATES}
+        return _state_counts(tmp_path, url, "mail")
 
     first, second = enqueue("ada@example.com"), enqueue("bob@example.com")
     assert wait_for(lambda: len(dead_ids()) == 2 or proc.poll() is not None, timeout=DEADLINE), (
@@ -402,8 +413,7 @@ def test_queue_dead_retry_purge_round_trip(tmp_path: pathlib.Path, worker: Worke
     assert counts() == {"waiting": 0, "delayed": 0, "active": 0, "completed": 2, "dead": 0}
     assert (tmp_path / f"sent-{third}").exists()
 
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=15) == 0, _err(tmp_path)
+    assert _signal_exit_code(tmp_path, proc, signal.SIGTERM, "SIGTERM") == 0, _err(tmp_path)
     err = _err(tmp_path)
     for job_id in (first, second, third):
         assert re.search(rf"job {job_id} \(welcome\) on mail failed", err), err
@@ -444,25 +454,15 @@ def test_worker_finishes_the_running_job_on_sigterm(tmp_path: pathlib.Path, work
     assert started.exists(), f"the job never started: {_err(tmp_path)}"
     assert not (tmp_path / "finished").exists()
 
-    proc.send_signal(signal.SIGTERM)  # mid-job
     t0 = time.monotonic()
-    try:
-        code = proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"worker still running 15 s after SIGTERM: {_err(tmp_path)}")
+    code = _signal_exit_code(tmp_path, proc, signal.SIGTERM, "SIGTERM")  # mid-job
     err = _err(tmp_path)
     assert code == 0, f"worker exited {code}: {err}"
     assert (tmp_path / "finished").read_text() == job["id"]
     assert time.monotonic() - t0 < 15
 
-    counts = ok_json(tmp_path, *url, "queue", "counts", "slow")
-    assert {k: counts[k] for k in STATES} == {
-        "waiting": 0,
-        "delayed": 0,
-        "active": 0,
-        "completed": 1,
-        "dead": 0,
-    }
+    counts = _state_counts(tmp_path, url, "slow")
+    assert counts == {"waiting": 0, "delayed": 0, "active": 0, "completed": 1, "dead": 0}
     done = ok_json(tmp_path, *url, "queue", "jobs", "slow", "--state", "completed")
     assert [(j["id"], j["result"]) for j in done] == [(job["id"], "ok")]
 
@@ -494,12 +494,8 @@ def test_a_second_signal_exits_at_once(
     assert proc.poll() is None, f"exited on the first signal ({proc.returncode}): {_err(tmp_path)}"
     assert "stopping" in _err(tmp_path), _err(tmp_path)
 
-    proc.send_signal(second)
     t0 = time.monotonic()
-    try:
-        code = proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"worker still running 5 s after the second signal: {_err(tmp_path)}")
+    code = _signal_exit_code(tmp_path, proc, second, "the second signal", timeout=5)
     assert time.monotonic() - t0 < 5
     assert code == 1, f"exit code {code}, expected 1: {_err(tmp_path)}"
     assert not (tmp_path / "finished").exists()
@@ -529,8 +525,7 @@ def test_a_handler_raising_systemexit_fails_its_job_and_sigint_still_stops(
            for name in ("exit", "interrupt", "fine")]  # fmt: skip
 
     def counts() -> dict[str, int]:
-        found = ok_json(tmp_path, *url, "queue", "counts", "exits")
-        return {k: found[k] for k in STATES}
+        return _state_counts(tmp_path, url, "exits")
 
     done = {"waiting": 0, "delayed": 0, "active": 0, "completed": 1, "dead": 2}
     assert wait_for(lambda: counts() == done, timeout=DEADLINE), (counts(), _err(tmp_path))
@@ -540,11 +535,8 @@ def test_a_handler_raising_systemexit_fails_its_job_and_sigint_still_stops(
     )
     assert proc.poll() is None, f"worker exited ({proc.returncode}): {_err(tmp_path)}"
 
-    proc.send_signal(signal.SIGINT)  # the first SIGINT still stops gracefully
-    try:
-        code = proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"worker still running 15 s after SIGINT: {_err(tmp_path)}")
+    # The first SIGINT still stops gracefully.
+    code = _signal_exit_code(tmp_path, proc, signal.SIGINT, "SIGINT")
     err = _err(tmp_path)
     assert code == 0, f"worker exited {code}: {err}"
     assert "stopping" in err and "stopped" in err, err

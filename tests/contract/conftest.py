@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import jexkv
+from tests.helpers import ended_at_teardown
 
 ADAPTERS: dict[str, Callable[[Path, str], str]] = {
     "memory": lambda tmp_path, name: f"memory://{name}",
@@ -84,16 +86,7 @@ def queue_url(request, tmp_path, unique_name) -> str:
 @pytest.fixture
 def open_kv_on_same_backend(kv_url):
     """``factory(**options)``: another store on this test's backend."""
-    stores = []
-
-    def factory(**options):
-        store = jexkv.open_kv(kv_url, **options)
-        stores.append(store)
-        return store
-
-    yield factory
-    for store in reversed(stores):
-        store.close()
+    yield from ended_at_teardown(partial(jexkv.open_kv, kv_url), lambda store: store.close())
 
 
 @pytest.fixture
@@ -110,16 +103,10 @@ QUEUE_CLOSE_TIMEOUT_MS = 2000
 @pytest.fixture
 def open_queue_on_same_backend(queue_url):
     """``factory(**options)``: a TaskQueue on this test's backend (the URL of ``queue_url``)."""
-    queues = []
-
-    def factory(**options):
-        queue = jexkv.open_queue(queue_url, **options)
-        queues.append(queue)
-        return queue
-
-    yield factory
-    for queue in reversed(queues):
-        queue.close(timeout_ms=QUEUE_CLOSE_TIMEOUT_MS)
+    yield from ended_at_teardown(
+        partial(jexkv.open_queue, queue_url),
+        lambda queue: queue.close(timeout_ms=QUEUE_CLOSE_TIMEOUT_MS),
+    )
 
 
 @pytest.fixture
@@ -134,13 +121,4 @@ def make_event(open_queue_on_same_backend):
 
     (It depends on the queue factory only so that it is torn down first.)
     """
-    made: list = []
-
-    def make():
-        event = threading.Event()
-        made.append(event)
-        return event
-
-    yield make
-    for event in made:
-        event.set()
+    yield from ended_at_teardown(threading.Event, threading.Event.set)

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from tests.redis_server import LOCALHOST
+from tests.redis_server import LocalListener
 
 KINDS = ("none", "cut", "stall", "half_close", "blackhole")
 UP, DOWN = "up", "down"  # client -> server, server -> client
@@ -215,31 +215,19 @@ class _Link:
             self._finish(direction)
 
 
-class FaultProxy:
+class FaultProxy(LocalListener):
     """A TCP proxy on a free port of 127.0.0.1 in front of ``host:port``, with faults."""
 
     def __init__(self, host: str, port: int, plan: Plan | None = None) -> None:
         self.target = (host, port)
         self.plan: Plan = plan if plan is not None else Fault.none()
-        self.stopped = threading.Event()
         self.links: list[_Link] = []
         self.faults: dict[str, int] = {kind: 0 for kind in KINDS}
         self.accepted = 0
         self.events: list[tuple[float, int, str, str]] = []  # (monotonic, link, direction, kind)
         self.trace: list | None = None  # set to a list: every forwarded chunk is noted there
         self._lock = threading.Lock()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((LOCALHOST, 0))
-        self._listener.listen(64)
-        self._listener.settimeout(0.05)
-        self.host = LOCALHOST
-        self.port = int(self._listener.getsockname()[1])
-        self._accepter = threading.Thread(target=self._accept_loop, daemon=True)
-        self._accepter.start()
-
-    def url(self, db: int = 0) -> str:
-        return f"redis://{self.host}:{self.port}/{db}"
+        super().__init__(64, reuse_address=True)
 
     def next_fault(self, direction: str) -> Fault:
         """The next fault of the plan for bytes going ``direction`` (UP or DOWN)."""
@@ -253,28 +241,21 @@ class FaultProxy:
             self.faults[kind] += 1
             self.events.append((time.monotonic(), id(link), direction, kind))
 
-    def _accept_loop(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.target, timeout=2.0)
-            except OSError:
-                client.close()  # the server is down: so is the proxied connection
-                continue
-            for sock in (client, server):
-                sock.settimeout(0.05)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            link = _Link(self, client, server)
-            with self._lock:
-                self.accepted += 1
-                self.links = [live for live in self.links if not live.closed.is_set()]
-                self.links.append(link)
-            link.start()
+    def _accepted(self, client: socket.socket) -> None:
+        try:
+            server = socket.create_connection(self.target, timeout=2.0)
+        except OSError:
+            client.close()  # the server is down: so is the proxied connection
+            return
+        for sock in (client, server):
+            sock.settimeout(0.05)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        link = _Link(self, client, server)
+        with self._lock:
+            self.accepted += 1
+            self.links = [live for live in self.links if not live.closed.is_set()]
+            self.links.append(link)
+        link.start()
 
     def cut_all(self, rst: bool = False) -> int:
         """Cut every open link now; how many there were."""
@@ -294,12 +275,7 @@ class FaultProxy:
         return len(links)
 
     def close(self) -> None:
-        self.stopped.set()
-        try:
-            self._listener.close()
-        except OSError:
-            pass
-        self._accepter.join(5)
+        self.stop_listening()
         with self._lock:
             links = list(self.links)
         for link in links:

@@ -1,6 +1,8 @@
 """A helper process for the SQLite fault tests (tests/faults/test_sqlite_faults.py).
 
-It only uses jexkv's public API. Usage: python sqlite_worker.py MODE URL FOLDER INDEX [CONFIG_JSON]
+It only uses jexkv's public API (and tests/helpers.py for its files: the checkout must be on
+PYTHONPATH, as the start_process fixture has it).
+Usage: python sqlite_worker.py MODE URL FOLDER INDEX [CONFIG_JSON]
 
 Modes (every file it writes lives in FOLDER; log lines are written with one os.write on an
 O_APPEND descriptor, so a line is either whole in the file or absent, even when the process is
@@ -45,34 +47,12 @@ import time
 from typing import Any, Callable
 
 import jexkv
-
-
-def _append(path: str, line: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
-def _wait_for_file(path: str, deadline: float) -> bool:
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+from tests.helpers import append_line, wait_for_file, write_json
 
 
 def _error(exc: BaseException) -> dict[str, Any]:
     kind = type(exc)
     return {"type": f"{kind.__module__}.{kind.__qualname__}", "msg": str(exc)}
-
-
-def _write_json(path: str, data: object) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
 
 
 # -- writer: the SIGKILL loop ---------------------------------------------------------------
@@ -94,9 +74,9 @@ def _writer_thread(url: str, log: str, rnd: int, t: int) -> None:
 
     def step(op: str, info: dict[str, Any], fn: Callable[..., Any], *args: Any) -> None:
         tag = f"{rnd}.{t}.{n}"
-        _append(log, json.dumps({"ph": "i", "tag": tag, "op": op, **info}) + "\n")
+        append_line(log, json.dumps({"ph": "i", "tag": tag, "op": op, **info}) + "\n")
         result = fn(*args)
-        _append(log, json.dumps({"ph": "a", "tag": tag, "op": op, "ret": result}) + "\n")
+        append_line(log, json.dumps({"ph": "a", "tag": tag, "op": op, "ret": result}) + "\n")
 
     while True:
         n += 1
@@ -154,13 +134,13 @@ def _batch(url: str, folder: str, index: str, cfg: dict[str, Any]) -> int:
     pause = float(cfg.get("sleep", 0.002))
 
     def handler(job: jexkv.Job) -> object:
-        _append(log, f"{job.id}\n")
+        append_line(log, f"{job.id}\n")
         time.sleep(pause)
         return {"pid": os.getpid()}
 
     q.register_worker("batch", handler, concurrency=int(cfg.get("concurrency", 2)))
     open(os.path.join(folder, "ready-" + index), "w").close()
-    if not _wait_for_file(os.path.join(folder, "stop"), time.monotonic() + 90):
+    if not wait_for_file(os.path.join(folder, "stop"), time.monotonic() + 90):
         os._exit(3)
     q.close()
     return 0
@@ -192,12 +172,12 @@ def _load(url: str, folder: str, index: str, cfg: dict[str, Any]) -> int:
     log = os.path.join(folder, f"exec-{index}.txt")
 
     def handler(job: jexkv.Job) -> object:
-        _append(log, f"{job.id}\n")
+        append_line(log, f"{job.id}\n")
         return None
 
     q.register_worker("load", handler, concurrency=2)
     open(os.path.join(folder, "ready-" + index), "w").close()
-    if not _wait_for_file(os.path.join(folder, "go"), time.monotonic() + 90):
+    if not wait_for_file(os.path.join(folder, "go"), time.monotonic() + 90):
         return 4
 
     errors: list[dict[str, Any]] = []
@@ -265,8 +245,8 @@ def _load(url: str, folder: str, index: str, cfg: dict[str, Any]) -> int:
         "bad_reads": bad_reads,
         "jobs": job_ids,
     }
-    _write_json(os.path.join(folder, f"produced-{index}.json"), produced)
-    if not _wait_for_file(os.path.join(folder, "stop"), time.monotonic() + 90):
+    write_json(os.path.join(folder, f"produced-{index}.json"), produced)
+    if not wait_for_file(os.path.join(folder, "stop"), time.monotonic() + 90):
         os._exit(3)
     closing: list[dict[str, Any]] = []
     for obj in (q, kv):
@@ -276,7 +256,7 @@ def _load(url: str, folder: str, index: str, cfg: dict[str, Any]) -> int:
             closing.append(_error(exc))
     produced["close_errors"] = closing
     produced["log"] = records.lines
-    _write_json(os.path.join(folder, f"result-{index}.json"), produced)
+    write_json(os.path.join(folder, f"result-{index}.json"), produced)
     return 0
 
 
@@ -344,7 +324,7 @@ def _pause_open(url: str, folder: str, cfg: dict[str, Any]) -> int:
             if state["armed"] and not state["done"]:
                 state["done"] = True
                 open(os.path.join(folder, "paused"), "w").close()
-                if not _wait_for_file(os.path.join(folder, "resume"), time.monotonic() + 60):
+                if not wait_for_file(os.path.join(folder, "resume"), time.monotonic() + 60):
                     os._exit(3)
             if sql.strip().upper() == "PRAGMA USER_VERSION" and not state["done"]:
                 state["armed"] = True

@@ -38,7 +38,7 @@ from hypothesis.stateful import (
 
 import jexkv
 from jexkv.resp.protocol import NEED_DATA, ReplyParser
-from tests.resp.test_protocol import assert_same, encode, resp_values
+from tests.resp.test_protocol import assert_same, complete_replies, encode, resp_values
 
 # --------------------------------------------------------------------------- helpers
 
@@ -278,14 +278,7 @@ def test_chunking_never_changes_the_outcome_within_the_line_limit(data: bytes) -
 
 def parse_all(parts: list[bytes]) -> list[Any]:
     parser = ReplyParser()
-    replies = []
-    for part in parts:
-        parser.feed(part)
-        while True:
-            reply = parser.next_reply()
-            if reply is NEED_DATA:
-                break
-            replies.append(reply)
+    replies = list(complete_replies(parser, parts))
     assert parser.buffered == 0
     return replies
 

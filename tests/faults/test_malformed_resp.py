@@ -23,7 +23,14 @@ import pytest
 import jexkv
 from jexkv.errors import BackendTimeout, BackendUnavailable, ProtocolError
 from jexkv.resp.client import Redis
-from tests.redis_server import HELLO_REPLY, LOCALHOST, FakeRedis, SendThenClose, read_command
+from tests.helpers import ended_at_teardown
+from tests.redis_server import (
+    HELLO_REPLY,
+    FakeRedis,
+    LocalListener,
+    SendThenClose,
+    read_command,
+)
 
 GOOD = b"$2\r\nok\r\n"
 SOCKET_TIMEOUT_MS = 500
@@ -300,7 +307,7 @@ def _get_or_error(redis: Redis, key: str) -> object:
 # -- memory stays bounded ------------------------------------------------------------------
 
 
-class _Streamer:
+class _Streamer(LocalListener):
     """A server whose connection 0 answers GET with ``prefix`` then ``chunk`` again and again
     (up to ``limit`` bytes, or until the client goes), then goes silent; later connections
     answer properly.
@@ -310,37 +317,21 @@ class _Streamer:
         self.prefix, self.chunk, self.limit = prefix, chunk, limit
         self.streamed = 0
         self.connections = 0
-        self._stop = threading.Event()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind((LOCALHOST, 0))
-        self._listener.listen(8)
-        self._listener.settimeout(0.05)
-        self.port = self._listener.getsockname()[1]
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
+        self._threads: list[threading.Thread] = []
+        super().__init__(8)
 
-    def url(self) -> str:
-        return f"redis://{LOCALHOST}:{self.port}/0"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._serve, args=(conn, self.connections))
-            thread.daemon = True
-            self.connections += 1
-            self._threads.append(thread)
-            thread.start()
+    def _accepted(self, conn: socket.socket) -> None:
+        thread = threading.Thread(target=self._serve, args=(conn, self.connections))
+        thread.daemon = True
+        self.connections += 1
+        self._threads.append(thread)
+        thread.start()
 
     def _serve(self, conn: socket.socket, index: int) -> None:
         conn.settimeout(5)
         try:
             with conn, conn.makefile("rb") as reader:
-                while not self._stop.is_set():
+                while not self.stopped.is_set():
                     command = read_command(reader)
                     if command is None:
                         return
@@ -349,10 +340,10 @@ class _Streamer:
                         conn.sendall(HELLO_REPLY)
                     elif name == b"GET" and index == 0:
                         conn.sendall(self.prefix)
-                        while self.streamed < self.limit and not self._stop.is_set():
+                        while self.streamed < self.limit and not self.stopped.is_set():
                             conn.sendall(self.chunk)
                             self.streamed += len(self.chunk)
-                        self._stop.wait(30)  # then silence, until the test ends
+                        self.stopped.wait(30)  # then silence, until the test ends
                         return
                     elif name == b"GET":
                         conn.sendall(b"$%d\r\n%s\r\n" % (len(command[1]), command[1]))
@@ -362,24 +353,17 @@ class _Streamer:
             pass  # the client went away: what the test wants to see
 
     def close(self) -> None:
-        self._stop.set()
-        self._listener.close()
+        self.stop_listening()
         for thread in self._threads:
             thread.join(5)
 
 
 @pytest.fixture
 def streamer() -> Iterator[Any]:
-    made: list[_Streamer] = []
-
     def make(prefix: bytes, chunk: bytes = b"a" * 65536, limit: int = 64 << 20) -> _Streamer:
-        server = _Streamer(prefix, chunk, limit)
-        made.append(server)
-        return server
+        return _Streamer(prefix, chunk, limit)
 
-    yield make
-    for server in made:
-        server.close()
+    yield from ended_at_teardown(make, _Streamer.close)
 
 
 MEMORY_LIMIT = 4 << 20  # bytes: far below what the server streams or claims

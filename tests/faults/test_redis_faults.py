@@ -215,6 +215,45 @@ def _client_options() -> dict[str, Any]:
     return {"socket_timeout_ms": SOCKET_TIMEOUT_MS, "connect_timeout_ms": SOCKET_TIMEOUT_MS}
 
 
+class FaultRun:
+    """Client threads against a faulty proxy: what they share (the model of every key, the
+    watchdog of every call, the unexpected exceptions, the BackendErrors by type, the stop
+    event), the run itself, and the checks that hold at its end."""
+
+    def __init__(self) -> None:
+        self.model, self.watchdog = Model(), Watchdog(CALL_BOUND_S)
+        self.unexpected: list[str] = []
+        self.errors: Counter[str] = Counter()
+        self.stop = threading.Event()
+
+    @contextmanager
+    def faults_then_calm(
+        self, proxy: FaultProxy, workers: list[Callable[[], None]], client: Any
+    ) -> Iterator[None]:
+        """Run ``workers`` in threads through the proxy's faults for FAULT_PHASE_S, then turn
+        the faults off (cutting every link) for the block's final reads on ``client``; at
+        the end, or on a failure, stop the workers, the watchdog and close ``client``."""
+        stopper = threading.Timer(FAULT_PHASE_S, self.stop.set)
+        stopper.start()
+        try:
+            _run_threads(workers, FAULT_PHASE_S + CALL_BOUND_S + 5)
+            # Faults off: the same client works again, and reads what the model allows.
+            proxy.plan = Fault.none()
+            proxy.cut_all()
+            yield
+        finally:
+            self.stop.set()
+            stopper.cancel()
+            self.watchdog.stop()
+            client.close()
+
+    def assert_in_step(self) -> None:
+        """No unexpected exception, no call over the bound, no reply out of step."""
+        assert not self.unexpected, self.unexpected[:5]
+        assert not self.watchdog.hangs, self.watchdog.hangs[:3]
+        assert not self.model.violations, self.model.violations[:5]
+
+
 # -- 1. redis-server restarted under KV and queue load -----------------------------------
 
 
@@ -391,10 +430,8 @@ def test_set_get_through_a_faulty_proxy_never_desyncs(proxy, unique_name, kind):
         ops: Any = RespOps(url, **_client_options())
     else:
         ops = KVOps(url, namespace=unique_name + ":", **_client_options())
-    model, watchdog = Model(), Watchdog(CALL_BOUND_S)
-    unexpected: list[str] = []
-    errors: Counter[str] = Counter()
-    stop = threading.Event()
+    state = FaultRun()
+    model, watchdog = state.model, state.watchdog
 
     def worker(t: int) -> Callable[[], None]:
         rng = random.Random(t)
@@ -410,14 +447,14 @@ def test_set_get_through_a_faulty_proxy_never_desyncs(proxy, unique_name, kind):
                     return True, got
             except jexkv.BackendError as exc:
                 model.note(key, f"t{t} {what} -> {exc!r}")
-                errors[type(exc).__name__] += 1
+                state.errors[type(exc).__name__] += 1
             except Exception as exc:
-                unexpected.append(f"{what}: {exc!r}")
+                state.unexpected.append(f"{what}: {exc!r}")
             return False, None
 
         def run() -> None:
             n = 0
-            while not stop.is_set():
+            while not state.stop.is_set():
                 n += 1
                 key = rng.choice(keys)
                 value = f"{key}|{n}|{uuid.uuid4().hex[:8]}"
@@ -433,29 +470,16 @@ def test_set_get_through_a_faulty_proxy_never_desyncs(proxy, unique_name, kind):
 
         return run
 
-    stopper = threading.Timer(FAULT_PHASE_S, stop.set)
-    stopper.start()
-    try:
-        _run_threads([worker(t) for t in range(4)], FAULT_PHASE_S + CALL_BOUND_S + 5)
-        # Faults off: the same client works again, and reads what the model allows.
-        proxy.plan = Fault.none()
-        proxy.cut_all()
+    with state.faults_then_calm(proxy, [worker(t) for t in range(4)], ops):
         for t in range(4):
             for i in range(8):
                 key = f"{unique_name}:{t}:{i}"
                 model.check(key, ops.get(key), "final GET")
-    finally:
-        stop.set()
-        stopper.cancel()
-        watchdog.stop()
-        ops.close()
     print(
-        f"calls={watchdog.calls} checks={model.checked} errors={dict(errors)} "
+        f"calls={watchdog.calls} checks={model.checked} errors={dict(state.errors)} "
         f"faults={proxy.faults} links={proxy.accepted} longest={watchdog.longest:.2f}s"
     )
-    assert not unexpected, unexpected[:5]
-    assert not watchdog.hangs, watchdog.hangs[:3]
-    assert not model.violations, model.violations[:5]
+    state.assert_in_step()
     assert sum(proxy.faults[k] for k in ("cut", "stall", "half_close", "blackhole")) >= 10
     assert model.checked > 100
 
@@ -463,10 +487,8 @@ def test_set_get_through_a_faulty_proxy_never_desyncs(proxy, unique_name, kind):
 def test_pipelines_through_a_faulty_proxy_never_desync(proxy, unique_name):
     proxy.plan = _random_plan(seed=7)
     client = Redis.from_url(proxy.url(), **_client_options())
-    model, watchdog = Model(), Watchdog(CALL_BOUND_S)
-    unexpected: list[str] = []
-    errors: Counter[str] = Counter()
-    stop = threading.Event()
+    state = FaultRun()
+    model, watchdog = state.model, state.watchdog
 
     def worker(t: int) -> Callable[[], None]:
         rng = random.Random(100 + t)
@@ -474,7 +496,7 @@ def test_pipelines_through_a_faulty_proxy_never_desync(proxy, unique_name):
 
         def run() -> None:
             n = 0
-            while not stop.is_set():
+            while not state.stop.is_set():
                 n += 1
                 a, b = rng.sample(keys, 2)
                 va, vb = (f"{k}|{n}|{uuid.uuid4().hex[:8]}" for k in (a, b))
@@ -490,15 +512,15 @@ def test_pipelines_through_a_faulty_proxy_never_desync(proxy, unique_name):
                     with watchdog.call("pipeline"):
                         replies = pipe.execute()
                 except jexkv.BackendError as exc:
-                    errors[type(exc).__name__] += 1
+                    state.errors[type(exc).__name__] += 1
                     model.failed(a, va)
                     model.failed(b, vb)
                     continue
                 except Exception as exc:
-                    unexpected.append(f"pipeline: {exc!r}")
+                    state.unexpected.append(f"pipeline: {exc!r}")
                     continue
                 if len(replies) != 8 or replies[0] != "OK" or replies[3] != "OK":
-                    unexpected.append(f"pipeline replies out of shape: {replies!r}")
+                    state.unexpected.append(f"pipeline replies out of shape: {replies!r}")
                     continue
                 # The GETs before each SET see the state before it; a and b at the end
                 # must be exactly what this pipeline wrote (each thread owns its keys).
@@ -515,30 +537,18 @@ def test_pipelines_through_a_faulty_proxy_never_desync(proxy, unique_name):
 
         return run
 
-    stopper = threading.Timer(FAULT_PHASE_S, stop.set)
-    stopper.start()
-    try:
-        _run_threads([worker(t) for t in range(3)], FAULT_PHASE_S + CALL_BOUND_S + 5)
-        proxy.plan = Fault.none()
-        proxy.cut_all()
+    with state.faults_then_calm(proxy, [worker(t) for t in range(3)], client):
         pipe = client.pipeline()
         keys = [f"{unique_name}:{t}:{i}" for t in range(3) for i in range(8)]
         for key in keys:
             pipe.execute_command("GET", key)
         for key, got in zip(keys, pipe.execute()):
             model.check(key, _text(got), "final pipelined GET")
-    finally:
-        stop.set()
-        stopper.cancel()
-        watchdog.stop()
-        client.close()
     print(
-        f"pipelines={watchdog.calls} checks={model.checked} errors={dict(errors)} "
+        f"pipelines={watchdog.calls} checks={model.checked} errors={dict(state.errors)} "
         f"faults={proxy.faults} longest={watchdog.longest:.2f}s"
     )
-    assert not unexpected, unexpected[:5]
-    assert not watchdog.hangs, watchdog.hangs[:3]
-    assert not model.violations, model.violations[:5]
+    state.assert_in_step()
     assert model.checked > 100
 
 

@@ -20,6 +20,7 @@ import pytest
 
 import jexkv
 from jexkv.resp import Redis
+from tests.helpers import ended_at_teardown
 from tests.interop.npm_cache import NodeUnavailable, node_modules_dir
 from tests.interop.processes import Side
 from tests.redis_server import unavailable
@@ -52,15 +53,9 @@ def queue_name() -> str:
 @pytest.fixture
 def open_side(bullmq_node_modules, interop_url, queue_name) -> Iterator[Callable[[str], Side]]:
     """``factory(prefix)``: the Node scripts on this test's queue under that key prefix."""
-    sides: list[Side] = []
-
-    def factory(prefix: str) -> Side:
-        sides.append(Side(bullmq_node_modules, interop_url, queue_name, prefix))
-        return sides[-1]
-
-    yield factory
-    for node_side in reversed(sides):
-        node_side.close()
+    yield from ended_at_teardown(
+        lambda prefix: Side(bullmq_node_modules, interop_url, queue_name, prefix), Side.close
+    )
 
 
 @pytest.fixture
@@ -72,16 +67,10 @@ def side(open_side) -> Side:
 @pytest.fixture
 def open_jexkv(interop_url) -> Iterator[Callable[..., jexkv.TaskQueue]]:
     """``factory(**options)``: a jexkv TaskQueue on this test's database (prefix ``bull``)."""
-    queues: list[jexkv.TaskQueue] = []
-
-    def factory(**options: object) -> jexkv.TaskQueue:
-        queue = jexkv.open_queue(interop_url, **{"prefix": PREFIX, **options})
-        queues.append(queue)
-        return queue
-
-    yield factory
-    for queue in reversed(queues):
-        queue.close(timeout_ms=CLOSE_TIMEOUT_MS)
+    yield from ended_at_teardown(
+        lambda **options: jexkv.open_queue(interop_url, **{"prefix": PREFIX, **options}),
+        lambda queue: queue.close(timeout_ms=CLOSE_TIMEOUT_MS),
+    )
 
 
 @pytest.fixture

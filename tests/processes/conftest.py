@@ -15,6 +15,7 @@ from typing import Callable
 
 import pytest
 
+import jexkv
 from tests.helpers import StartProcess, worker_script
 
 WORKER = pathlib.Path(__file__).resolve().parent / "queue_worker.py"
@@ -41,6 +42,14 @@ class Backend:
         if self.redis_url is not None:
             return self.redis_url
         return "sqlite:///" + str(self.folder / "db" / f"{label}.db")
+
+    def created_url(self, label: str) -> str:
+        """``url(label)``, its store created first: an SQLite file exists before the worker
+        processes race to create it."""
+        url = self.url(label)
+        with jexkv.open_queue(url) as q:
+            q.counts(label)
+        return url
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,6 +1,7 @@
 """A worker process for the cross-process queue tests (tests/processes/test_queue_processes.py).
 
-It only talks to jexkv's public API, so it runs against any queue URL (sqlite://, redis://).
+It only talks to jexkv's public API, so it runs against any queue URL (sqlite://, redis://);
+its files are written with tests/helpers.py (the checkout on PYTHONPATH, as start_process has it).
 
 Usage: python queue_worker.py MODE URL FOLDER INDEX [CONFIG_JSON]
 
@@ -28,14 +29,7 @@ import sys
 import time
 
 import jexkv
-
-
-def _append(path: str, line: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+from tests.helpers import append_line, wait_for_file, write_json
 
 
 def _info(job: jexkv.Job) -> dict[str, object]:
@@ -53,14 +47,6 @@ def _info(job: jexkv.Job) -> dict[str, object]:
     }
 
 
-def _wait_for_file(path: str, deadline: float) -> bool:
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def main() -> int:
     mode, url, folder, index = sys.argv[1:5]
     cfg = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
@@ -73,7 +59,7 @@ def main() -> int:
 
     if mode == "enqueue":
         open(ready, "w").close()
-        if not _wait_for_file(os.path.join(folder, "go"), deadline):
+        if not wait_for_file(os.path.join(folder, "go"), deadline):
             return 4
         jobs, errors = [], []
         for n in range(int(cfg["count"])):
@@ -83,17 +69,16 @@ def main() -> int:
             except Exception as exc:  # recorded for the test to report
                 errors.append(repr(exc))
         q.close()
-        tmp = os.path.join(folder, "result-" + index + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump({"jobs": jobs, "errors": errors}, f)
-        os.replace(tmp, os.path.join(folder, "result-" + index + ".json"))
+        write_json(
+            os.path.join(folder, "result-" + index + ".json"), {"jobs": jobs, "errors": errors}
+        )
         return 0
 
     if mode == "drain":
         log = os.path.join(folder, "exec-" + index + ".txt")
 
         def handler(job: jexkv.Job) -> object:
-            _append(log, f"{os.getpid()} {job.id} {job.payload['n']}\n")
+            append_line(log, f"{os.getpid()} {job.id} {job.payload['n']}\n")
             if pause:
                 time.sleep(pause)
             return None
@@ -103,7 +88,7 @@ def main() -> int:
 
         def handler(job: jexkv.Job) -> object:
             info = _info(job)
-            _append(log, json.dumps(info) + "\n")
+            append_line(log, json.dumps(info) + "\n")
             if pause:
                 time.sleep(pause)
             return {"ok": job.id}
@@ -112,7 +97,7 @@ def main() -> int:
         log = os.path.join(folder, "started-" + index + ".jsonl")
 
         def handler(job: jexkv.Job) -> object:
-            _append(log, json.dumps(_info(job)) + "\n")
+            append_line(log, json.dumps(_info(job)) + "\n")
             time.sleep(600)
             return None
 
@@ -121,7 +106,7 @@ def main() -> int:
 
     q.register_worker(queue, handler, concurrency=int(cfg.get("concurrency", 1)))
     open(ready, "w").close()
-    if not _wait_for_file(stop, deadline):
+    if not wait_for_file(stop, deadline):
         os._exit(3)  # never stopped: give up without waiting for handlers
     if mode == "hang":
         os._exit(0)

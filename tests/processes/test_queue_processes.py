@@ -92,10 +92,9 @@ def _wait_records(
 def test_four_processes_drain_every_job_exactly_once(
     tmp_path: pathlib.Path, backend: Backend, spawn: Spawn
 ) -> None:
-    url = backend.url("drain")
+    url = backend.created_url("drain")
     total, nprocs = 3_000, 4
     with jexkv.open_queue(url) as q:
-        q.counts("work")  # creates an SQLite file before the workers race for it
         cfg = {"queue": "work", "concurrency": 4, "sleep": 0.001}
         procs = {str(i): spawn("drain", url, str(i), cfg) for i in range(nprocs)}
         _wait_ready(tmp_path, procs)
@@ -218,9 +217,8 @@ def test_a_job_stalled_more_than_max_stalls_goes_dead(
 def test_an_idle_worker_process_wakes_for_a_new_job(
     tmp_path: pathlib.Path, backend: Backend, spawn: Spawn
 ) -> None:
-    url = backend.url("wake")
+    url = backend.created_url("wake")
     with jexkv.open_queue(url) as q:
-        q.counts("wake")
         proc = spawn("record", url, "w", {"queue": "wake"})
         _wait_ready(tmp_path, {"w": proc})
         latencies = []
@@ -251,9 +249,7 @@ def test_an_idle_worker_process_wakes_for_a_new_job(
 def test_enqueue_with_one_job_id_from_many_processes_adds_one_job(
     tmp_path: pathlib.Path, backend: Backend, spawn: Spawn
 ) -> None:
-    url = backend.url("dedupe")
-    with jexkv.open_queue(url) as q:
-        q.counts("dup")
+    url = backend.created_url("dedupe")
     cfg = {"queue": "dup", "count": 50, "job_id": "same-id"}
     procs = {str(i): spawn("enqueue", url, str(i), cfg) for i in range(4)}
     _wait_ready(tmp_path, procs)

@@ -7,6 +7,8 @@ import select
 import ssl
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 
 import pytest
 
@@ -22,12 +24,18 @@ def _s(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def connect(server, **kwargs) -> Connection:
-    options = server.connection_kwargs()
-    options.update(kwargs)
+@contextmanager
+def connected(server=None, **options) -> Iterator[Connection]:
+    """A Connection made with ``options`` (on top of ``server.connection_kwargs()`` when a
+    server is given) and connected; it is closed at the end of the block."""
+    if server is not None:
+        options = {**server.connection_kwargs(), **options}
     conn = Connection(**options)
     conn.connect()
-    return conn
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def client_id(conn: Connection) -> int:
@@ -42,23 +50,19 @@ def client_info(conn: Connection) -> str:
 
 def kill(server, victim_id: int) -> None:
     """CLIENT KILL ID from another connection; waits until the victim is gone."""
-    killer = connect(server)
-    try:
+    with connected(server) as killer:
         assert killer.execute("CLIENT", "KILL", "ID", victim_id) == 1
         deadline = time.monotonic() + 5
         while f"id={victim_id} " in _s(killer.execute("CLIENT", "LIST")):
             assert time.monotonic() < deadline, "the killed client is still listed"
             time.sleep(0.01)
-    finally:
-        killer.close()
 
 
 # -- handshake ---------------------------------------------------------------------------
 
 
 def test_handshake_speaks_resp3(redis_server):
-    conn = connect(redis_server)
-    try:
+    with connected(redis_server) as conn:
         assert conn.is_connected
         assert conn.protocol_version == 3
         assert conn.pid == os.getpid()
@@ -67,40 +71,29 @@ def test_handshake_speaks_resp3(redis_server):
         assert conn.execute("GET", "conn:k") == b"v"
         assert "resp=3" in client_info(conn)
         conn.execute("DEL", "conn:k")
-    finally:
-        conn.close()
     assert not conn.is_connected
 
 
 def test_protocol_2_when_asked(redis_server):
-    conn = connect(redis_server, protocol=2)
-    try:
+    with connected(redis_server, protocol=2) as conn:
         assert conn.protocol_version == 2
         assert conn.execute("PING") == "PONG"
         assert "resp=2" in client_info(conn)
-    finally:
-        conn.close()
 
 
 def test_last_used_moves_with_io(redis_server):
-    conn = connect(redis_server)
-    try:
+    with connected(redis_server) as conn:
         before = conn.last_used
         time.sleep(0.01)
         conn.execute("PING")
         assert conn.last_used > before
-    finally:
-        conn.close()
 
 
 def test_select_db_and_client_name(redis_server):
-    conn = connect(redis_server, db=3, client_name="jexkv-conn-test")
-    try:
+    with connected(redis_server, db=3, client_name="jexkv-conn-test") as conn:
         info = client_info(conn)
         assert " db=3 " in f" {info} "
         assert " name=jexkv-conn-test " in f" {info} "
-    finally:
-        conn.close()
 
 
 def _hello_unknown(command, index):
@@ -111,20 +104,16 @@ def _hello_unknown(command, index):
 
 def test_hello_fallback_to_resp2_then_auth(fake_redis):
     fake = fake_redis(_hello_unknown)
-    conn = Connection(
+    with connected(
         host=fake.host,
         port=fake.port,
         password="fallback-secret",
         db=2,
         client_name="jexkv-old",
         socket_timeout=5,
-    )
-    conn.connect()
-    try:
+    ) as conn:
         assert conn.protocol_version == 2
         assert conn.execute("PING") == "PONG"
-    finally:
-        conn.close()
     sent = fake.commands_of(0)
     names = [c[0].upper() for c in sent]
     assert names[0] == b"HELLO"
@@ -137,13 +126,9 @@ def test_hello_fallback_to_resp2_then_auth(fake_redis):
 
 def test_hello_fallback_auth_with_username(fake_redis):
     fake = fake_redis(_hello_unknown)
-    conn = Connection(host=fake.host, port=fake.port, username="bob", password="bob-secret")
-    conn.connect()
-    try:
+    with connected(host=fake.host, port=fake.port, username="bob", password="bob-secret") as conn:
         assert conn.protocol_version == 2
         assert conn.execute("PING") == "PONG"
-    finally:
-        conn.close()
     assert [b"AUTH", b"bob", b"bob-secret"] in fake.commands_of(0)
 
 
@@ -163,20 +148,14 @@ def test_hello_fallback_wrong_password_hides_it(fake_redis):
 
 
 def test_auth_with_password(redis_auth_server):
-    conn = connect(redis_auth_server)
-    try:
+    with connected(redis_auth_server) as conn:
         assert conn.execute("PING") == "PONG"
         assert _s(conn.execute("ACL", "WHOAMI")) == "default"
-    finally:
-        conn.close()
 
 
 def test_auth_acl_user(redis_auth_server):
-    conn = connect(redis_auth_server, username=ACL_USER, password=ACL_PASSWORD)
-    try:
+    with connected(redis_auth_server, username=ACL_USER, password=ACL_PASSWORD) as conn:
         assert _s(conn.execute("ACL", "WHOAMI")) == ACL_USER
-    finally:
-        conn.close()
 
 
 def test_wrong_password_is_unavailable_and_hidden(redis_auth_server):
@@ -206,28 +185,20 @@ def test_repr_never_shows_the_password(redis_auth_server):
 
 
 def test_unix_socket(redis_unix_server):
-    conn = Connection(path=redis_unix_server.unix_path, db=1)
-    conn.connect()
-    try:
+    with connected(path=redis_unix_server.unix_path, db=1) as conn:
         assert conn.execute("PING") == "PONG"
         assert " db=1 " in f" {client_info(conn)} "
-    finally:
-        conn.close()
 
 
 def test_tls_verified_with_the_ca(redis_tls_server):
     context = redis_tls_server.tls.client_context()
-    conn = Connection(
+    with connected(
         host=redis_tls_server.host,
         port=redis_tls_server.port,
         ssl_context=context,
         server_hostname="localhost",
-    )
-    conn.connect()
-    try:
+    ) as conn:
         assert conn.execute("PING") == "PONG"
-    finally:
-        conn.close()
 
 
 def test_tls_unverified_certificate_fails(redis_tls_server):
@@ -255,49 +226,37 @@ def test_connection_refused_is_unavailable():
 
 
 def test_read_timeout_closes_the_connection(redis_server):
-    conn = connect(redis_server, socket_timeout=5)
-    try:
+    with connected(redis_server, socket_timeout=5) as conn:
         conn.send(pack_command("BLPOP", "conn:never", "3"))
         started = time.monotonic()
         with pytest.raises(BackendTimeout):
             conn.read_reply(timeout=0.2)
         assert time.monotonic() - started < 2.5
         assert not conn.is_connected  # a half-used socket is never reused
-    finally:
-        conn.close()
 
 
 def test_read_reply_timeout_extends_for_blocking_commands(redis_server):
-    conn = connect(redis_server, socket_timeout=0.1)
-    try:
+    with connected(redis_server, socket_timeout=0.1) as conn:
         conn.send(pack_command("BLPOP", "conn:never", "0.3"))
         assert conn.read_reply(timeout=5) is None
         assert conn.is_connected
         assert conn.execute("PING") == "PONG"
-    finally:
-        conn.close()
 
 
 def test_error_replies_are_values(redis_server):
-    conn = connect(redis_server)
-    try:
+    with connected(redis_server) as conn:
         reply = conn.execute("NOSUCHCOMMAND-JEXKV")
         assert reply.code == "ERR"
         assert conn.is_connected
         assert conn.execute("PING") == "PONG"
-    finally:
-        conn.close()
 
 
 def test_killed_by_the_server_is_unavailable(redis_server):
-    conn = connect(redis_server)
-    try:
+    with connected(redis_server) as conn:
         kill(redis_server, client_id(conn))
         with pytest.raises(BackendUnavailable):
             conn.execute("PING")
         assert not conn.is_connected
-    finally:
-        conn.close()
 
 
 def test_garbage_is_a_protocol_error_and_closes(fake_redis):
@@ -329,8 +288,7 @@ def make_pool(server, **kwargs) -> ConnectionPool:
 
 
 def test_pool_is_lifo(redis_server):
-    pool = make_pool(redis_server)
-    try:
+    with closing(make_pool(redis_server)) as pool:
         a = pool.acquire()
         b = pool.acquire()
         assert a is not b
@@ -339,13 +297,10 @@ def test_pool_is_lifo(redis_server):
         pool.release(b)
         assert pool.acquire() is b
         assert pool.acquire() is a
-    finally:
-        pool.close()
 
 
 def test_pool_timeout_when_exhausted(redis_server):
-    pool = make_pool(redis_server, max_connections=2, timeout=0.3)
-    try:
+    with closing(make_pool(redis_server, max_connections=2, timeout=0.3)) as pool:
         a = pool.acquire()
         pool.acquire()
         started = time.monotonic()
@@ -354,13 +309,10 @@ def test_pool_timeout_when_exhausted(redis_server):
         assert time.monotonic() - started < 2.5
         pool.release(a)
         assert pool.acquire() is a
-    finally:
-        pool.close()
 
 
 def test_pool_wakes_a_waiter_on_release(redis_server):
-    pool = make_pool(redis_server, max_connections=1, timeout=5)
-    try:
+    with closing(make_pool(redis_server, max_connections=1, timeout=5)) as pool:
         a = pool.acquire()
         timer = threading.Timer(0.1, pool.release, args=(a,))
         timer.start()
@@ -368,13 +320,10 @@ def test_pool_wakes_a_waiter_on_release(redis_server):
             assert pool.acquire() is a
         finally:
             timer.join(5)
-    finally:
-        pool.close()
 
 
 def test_pool_drops_closed_and_discarded_connections(redis_server):
-    pool = make_pool(redis_server, max_connections=1, timeout=0.5)
-    try:
+    with closing(make_pool(redis_server, max_connections=1, timeout=0.5)) as pool:
         a = pool.acquire()
         a.close()
         pool.release(a)  # a closed one is dropped, its slot freed
@@ -387,13 +336,10 @@ def test_pool_drops_closed_and_discarded_connections(redis_server):
         assert c is not b
         assert c.execute("PING") == "PONG"
         pool.release(c)
-    finally:
-        pool.close()
 
 
 def test_pool_connection_context(redis_server):
-    pool = make_pool(redis_server, max_connections=1, timeout=0.5)
-    try:
+    with closing(make_pool(redis_server, max_connections=1, timeout=0.5)) as pool:
         with pool.connection() as conn:
             assert conn.execute("PING") == "PONG"
         with pool.connection() as again:
@@ -405,16 +351,13 @@ def test_pool_connection_context(redis_server):
         with pool.connection() as fresh:
             assert fresh is not broken
             assert fresh.execute("PING") == "PONG"
-    finally:
-        pool.close()
 
 
 def test_pool_health_check_drops_a_killed_connection(redis_server, monkeypatch):
     """The server killed an idle connection and the news has not come yet (the FIN still on
     its way, or lost): has_unread() sees nothing, so only the PING of a connection idle
     longer than health_check_interval finds it dead; it is dropped, never lent."""
-    pool = make_pool(redis_server, health_check_interval=0.05)
-    try:
+    with closing(make_pool(redis_server, health_check_interval=0.05)) as pool:
         conn = pool.acquire()
         victim = client_id(conn)
         pool.release(conn)
@@ -427,8 +370,6 @@ def test_pool_health_check_drops_a_killed_connection(redis_server, monkeypatch):
         assert again.execute("PING") == "PONG"
         assert client_id(again) != victim
         pool.release(again)
-    finally:
-        pool.close()
 
 
 def test_pool_close(redis_server):
@@ -470,8 +411,7 @@ def test_pool_threads_share_a_bounded_pool(redis_server):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is not available")
 def test_pool_fork_safety(redis_server):
-    pool = make_pool(redis_server)
-    try:
+    with closing(make_pool(redis_server)) as pool:
         parent_conn = pool.acquire()
         parent_id = client_id(parent_conn)
         pool.release(parent_conn)
@@ -515,5 +455,3 @@ def test_pool_fork_safety(redis_server):
         assert client_id(again) == parent_id
         assert int(child_output) != parent_id
         pool.release(again)
-    finally:
-        pool.close()

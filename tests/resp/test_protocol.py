@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -100,6 +101,18 @@ def assert_same(got: Any, want: Any, path: str = "reply") -> None:
             assert_same(got_items[x], x, f"{path} item {x!r}")
     else:
         assert got == want, f"{path}: {got!r} != {want!r}"
+
+
+def complete_replies(parser: ReplyParser, chunks: Iterable[bytes]) -> Iterator[Any]:
+    """Feed ``chunks`` to ``parser`` one after the other, yielding every reply complete after
+    each (``parser.attributes`` is the reply's while the caller has it)."""
+    for chunk in chunks:
+        parser.feed(chunk)
+        while True:
+            reply = parser.next_reply()
+            if reply is NEED_DATA:
+                break
+            yield reply
 
 
 # A following reply used to check that nothing past the end of a reply is consumed.
@@ -387,14 +400,9 @@ def test_push_between_two_replies_does_not_disturb_them(handler: bool) -> None:
         seen: list[Any] = []
         p = ReplyParser(push_handler=seen.append) if handler else ReplyParser()
         replies, attrs = [], []
-        for chunk in chunks:
-            p.feed(chunk)
-            while True:
-                got = p.next_reply()
-                if got is NEED_DATA:
-                    break
-                replies.append(got)
-                attrs.append(p.attributes)
+        for got in complete_replies(p, chunks):
+            replies.append(got)
+            attrs.append(p.attributes)
         assert_same(replies, want_replies)
         assert_same(attrs, want_attrs, "attributes")
         assert_same(seen if handler else list(p.pushes), want_pushes, "pushes")

@@ -21,14 +21,11 @@ LONG = 3_600_000
 
 
 def _timed_out(call: Callable[[], Any], path: pathlib.Path) -> tuple[float, str]:
-    holder = hold_sqlite_write_lock(path, HOLD_S)
-    started = time.monotonic()
-    try:
+    with hold_sqlite_write_lock(path, HOLD_S):
+        started = time.monotonic()
         with pytest.raises(jexkv.BackendTimeout) as excinfo:
             call()
         return time.monotonic() - started, str(excinfo.value)
-    finally:
-        holder.join()
 
 
 @pytest.mark.parametrize(
@@ -84,13 +81,12 @@ def test_the_in_process_write_lock_shares_the_deadline(tmp_path: pathlib.Path) -
         other = threading.Thread(target=db.transaction, args=(slow,))
         other.start()
         assert inside.wait(5)
-        holder = hold_sqlite_write_lock(path, 2.5 * BOUND_MS / 1000)
-        started = time.monotonic()
-        try:
-            with pytest.raises(jexkv.BackendTimeout):
-                kv.set("k", 2)
-            elapsed = time.monotonic() - started
-        finally:
-            other.join()
-            holder.join()
+        with hold_sqlite_write_lock(path, 2.5 * BOUND_MS / 1000):
+            started = time.monotonic()
+            try:
+                with pytest.raises(jexkv.BackendTimeout):
+                    kv.set("k", 2)
+                elapsed = time.monotonic() - started
+            finally:
+                other.join()
         assert elapsed < 1.6 * BOUND_MS / 1000, f"waited {elapsed:.2f} s"

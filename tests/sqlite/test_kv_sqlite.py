@@ -334,12 +334,9 @@ def test_a_held_lock_is_waited_for(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "lock.db"
     with jexkv.open_kv(_url(path), busy_timeout_ms=5_000, vacuum_interval_ms=LONG) as kv:
         kv.set("warm", 1)
-        holder = hold_sqlite_write_lock(path, 0.3)
-        try:
+        with hold_sqlite_write_lock(path, 0.3):
             assert kv.get("warm") == 1  # WAL: readers are not blocked by a writer
             assert kv.set("k", "v") is True
-        finally:
-            holder.join()
         assert kv.get("k") == "v"
     assert _raw_keys(path) == {"warm", "k"}
 
@@ -348,12 +345,8 @@ def test_a_lock_held_too_long_raises_backend_timeout(tmp_path: pathlib.Path) -> 
     path = tmp_path / "lock.db"
     with jexkv.open_kv(_url(path), busy_timeout_ms=100, vacuum_interval_ms=LONG) as kv:
         kv.set("warm", 1)
-        holder = hold_sqlite_write_lock(path, 1.0)
-        try:
-            with pytest.raises(jexkv.BackendTimeout) as excinfo:
-                kv.set("k", "v")
-        finally:
-            holder.join()
+        with hold_sqlite_write_lock(path, 1.0), pytest.raises(jexkv.BackendTimeout) as excinfo:
+            kv.set("k", "v")
         assert isinstance(excinfo.value, jexkv.BackendError)
         assert isinstance(excinfo.value.__cause__, sqlite3.OperationalError)
         assert kv.get("k") is None
