@@ -12,10 +12,19 @@ from __future__ import annotations
 import re
 from importlib import resources
 
-from jexkv.resp import Script
-from jexkv.resp.surface import RedisClient
+from jexkv.resp.surface import RedisClient, ScriptLike
 
-__all__ = ["BATCH", "KEY_NAMES", "KV_NAMES", "NAMES", "kv_script", "load_scripts", "queue_keys"]
+__all__ = [
+    "BATCH",
+    "build_all",
+    "KEY_NAMES",
+    "KV_NAMES",
+    "NAMES",
+    "kv_script",
+    "load_scripts",
+    "queue_keys",
+    "source",
+]
 
 NAMES = (
     "add",
@@ -78,15 +87,25 @@ def build(body: str, lib: str) -> str:
     return preamble + kept + "\n" + body
 
 
-def kv_script(client: RedisClient, name: str) -> Script:
+def source(name: str) -> str:
+    """The text of the KV store's script ``name`` (one of KV_NAMES)."""
+    return _source(name)
+
+
+def kv_script(client: RedisClient, name: str) -> ScriptLike:
     """The KV store's script ``name`` (one of KV_NAMES), bound to ``client``."""
     return client.register_script(_source(name))
 
 
-def load_scripts(client: RedisClient) -> dict[str, Script]:
-    """Every queue script, bound to ``client`` (sent to the server on first use)."""
+def build_all() -> dict[str, str]:
+    """The text of every queue script, each with the lib functions it calls."""
     lib = _source("lib")
-    return {name: client.register_script(build(_source(name), lib)) for name in NAMES}
+    return {name: build(_source(name), lib) for name in NAMES}
+
+
+def load_scripts(client: RedisClient) -> dict[str, ScriptLike]:
+    """Every queue script, bound to ``client`` (sent to the server on first use)."""
+    return {name: client.register_script(text) for name, text in build_all().items()}
 
 
 def queue_keys(base: str) -> list[str]:

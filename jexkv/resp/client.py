@@ -4,7 +4,7 @@ Rules:
 * Error replies become exceptions here (errors.server_error), never in the parser.
 * A command is retried after a connection error only when repeating it cannot
   change the result: when the failure came before anything was sent, or when the
-  command is a read (``_SAFE``). A write that may have reached the server is not
+  command is safe to repeat (``commands.SAFE``). A write that may have reached the server is not
   silently repeated; the caller gets the error.
 * A timeout is never retried, and a retry starts only inside the call's bound
   (connect_timeout + the reply's timeout, counted from the call's start): a call
@@ -16,153 +16,77 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
-import random
-import ssl
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from jexkv.errors import BackendTimeout, BackendUnavailable, ConfigError
 from jexkv.resp.blocking import Blocker
+from jexkv.resp.commands import blocking_timeout, command_name
 from jexkv.resp.connection import Connection
-from jexkv.resp.errors import NoScriptError, WatchError, server_error
+from jexkv.resp.endpoint import ClientSettings
+from jexkv.resp.errors import NoScriptError, server_error
+from jexkv.resp.evalsha import EvalSha
+from jexkv.resp.pipelines import Commands, framed, replies_of
 from jexkv.resp.pool import ConnectionPool
-from jexkv.resp.protocol import ErrorReply, pack_args, pack_command, pack_commands
-from jexkv.resp.url import parse_redis_url
+from jexkv.resp.protocol import ErrorReply, pack_command, pack_commands
+from jexkv.resp.retry import Loading, Resend
 
 __all__ = ["PubSub", "Pipeline", "Redis", "Script"]
 
-# Commands sent again after a connection error even when the server may have run them:
-# reads, and the few admin commands jexkv sends whose second run changes nothing more than
-# the first (CONFIG GET/SET of one value, CLIENT ID/SETNAME/UNBLOCK, SCRIPT LOAD, COMMAND,
-# INFO). A write (SET, INCR, EVALSHA …) is never repeated behind the caller's back.
-_SAFE = frozenset(
-    "GET MGET EXISTS TTL PTTL TYPE STRLEN GETRANGE HGET HMGET HGETALL HEXISTS HLEN HKEYS HVALS"
-    " LLEN LRANGE LINDEX SCARD SISMEMBER SMEMBERS ZCARD ZSCORE ZRANGE ZRANGEBYSCORE ZCOUNT"
-    " ZRANK ZREVRANGE SCAN SSCAN HSCAN ZSCAN KEYS DBSIZE PING ECHO INFO TIME XLEN XRANGE"
-    " XREVRANGE XINFO OBJECT MEMORY CONFIG CLIENT COMMAND SCRIPT".split()
-)
-# Blocking commands whose last argument is a timeout in seconds (0: forever).
-_BLOCKING = frozenset("BLPOP BRPOP BZPOPMIN BZPOPMAX BRPOPLPUSH BLMOVE".split())
-_FOREVER_S = 365 * 24 * 3600.0  # "block forever", as a finite socket timeout
 
-
-def _name(arg: object) -> str:
-    if isinstance(arg, bytes):
-        return arg.decode("ascii", "replace").upper()
-    return str(arg).upper()
-
-
-class Redis:
+class Redis(ClientSettings):
     """A thread-safe Redis client: any thread may call any method at any time."""
 
-    def __init__(
-        self,
-        host: str = "localhost",
-        port: int = 6379,
-        *,
-        path: str | None = None,
-        db: int = 0,
-        username: str | None = None,
-        password: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        connect_timeout: float = 5.0,
-        socket_timeout: float = 5.0,
-        client_name: str | None = None,
-        max_connections: int = 50,
-        retries: int = 3,
-    ) -> None:
-        self._settings: dict[str, Any] = dict(
-            host=host,
-            port=port,
-            path=path,
-            ssl_context=ssl_context,
-            server_hostname=host if ssl_context is not None else None,
-            connect_timeout=connect_timeout,
-            socket_timeout=socket_timeout,
-            username=username,
-            password=password,
-            db=db,
-            client_name=client_name,
-        )
-        self._where = path or f"{host}:{port}"
-        self.host, self.port = host, port
-        self.db = db
-        self.socket_timeout = socket_timeout
-        self.connect_timeout = connect_timeout
-        self.retries = retries
+    def _start(self, max_connections: int) -> None:
         self.pool = ConnectionPool(self.new_connection, max_connections=max_connections)
-
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> Redis:
-        """``redis://[[user]:password@]host[:port][/db]``, ``rediss://…`` (TLS, verified),
-        ``unix:///path/redis.sock[?db=N]``; options in the query string or as keywords."""
-        return cls(**parse_redis_url(url, options))
 
     def new_connection(self, **overrides: Any) -> Connection:
         """A connection with this client's settings (and ``overrides``), not yet connected."""
         return Connection(**{**self._settings, **overrides})
 
-    def __repr__(self) -> str:
-        return f"<Redis {self._where} db={self.db}>"
-
     # -- commands ----------------------------------------------------------------------
 
     def execute_command(self, *args: Any, timeout: float | None = None) -> Any:
         """Send one command; its reply, or the ServerError it answered with."""
-        name = _name(args[0]) if args else ""
-        if timeout is None and name in _BLOCKING:
-            seconds = float(args[-1])
-            # The server answers within its own timeout (0: it may wait forever).
-            timeout = self.socket_timeout + (seconds or _FOREVER_S)
+        name = command_name(args[0]) if args else ""
+        if timeout is None:
+            timeout = blocking_timeout(name, args, self.socket_timeout)
         return self.execute_packed(pack_command(*args), name, timeout=timeout)
 
     def execute_packed(self, packed: bytes, name: str, *, timeout: float | None = None) -> Any:
         """Send one command packed already (protocol.pack_command); ``name`` is the
         command's name in capitals, which decides whether it may be retried."""
-        loading_until = None
+        loading = None
         while True:
             reply = self._send_packed(packed, name, timeout)
             if not isinstance(reply, ErrorReply):
                 return reply
-            if reply.code == "LOADING":
-                # A restarted server loading its data did not run the command: wait for it,
-                # up to socket_timeout.
-                now = time.monotonic()
-                if loading_until is None:
-                    loading_until = now + self.socket_timeout
-                if now < loading_until:
-                    time.sleep(0.05)
-                    continue
-            raise server_error(reply)
+            loading = loading or Loading(self.socket_timeout)
+            pause = loading.pause(reply)
+            if pause is None:
+                raise server_error(reply)
+            time.sleep(pause)
 
     def _send_packed(self, packed: bytes, name: str, timeout: float | None) -> Any:
         """One command sent (again only after a connection error when it is safe), and its
         reply, an ErrorReply included."""
-        attempt = 0
         wait = self.socket_timeout if timeout is None else timeout
-        deadline = time.monotonic() + self.connect_timeout + wait
+        resend = Resend(name, self.retries, self.connect_timeout + wait)
         while True:
             sent = False
             try:
                 with self.pool.connection() as conn:
                     sent = True
                     conn.send(packed)
-                    reply = conn.read_reply(timeout)
-                break
+                    return conn.read_reply(timeout)
             except BackendTimeout:
                 raise  # the server does not answer: waiting again would double the wait
             except BackendUnavailable:
-                if sent and name not in _SAFE or attempt >= self.retries:
-                    raise
-                attempt += 1
-                # Exponential backoff with full jitter: 10 ms, 20 ms, 40 ms, ... at most 1 s.
-                pause = random.uniform(0, min(1.0, 0.01 * 2**attempt))
-                if time.monotonic() + pause >= deadline:
+                pause = resend.pause(sent)
+                if pause is None:
                     raise
                 time.sleep(pause)
-        return reply
 
     def pipeline(self, transaction: bool = False) -> Pipeline:
         return Pipeline(self, transaction)
@@ -208,23 +132,13 @@ class Redis:
         self.close()
 
 
-class Pipeline:
+class Pipeline(Commands):
     """Commands queued, then sent in one write; with ``transaction``, inside MULTI/EXEC."""
 
     def __init__(self, client: Redis, transaction: bool) -> None:
+        super().__init__(transaction)
         self._client = client
-        self._transaction = transaction
-        self._commands: list[tuple[Any, ...]] = []
         self._watching: Connection | None = None
-
-    def execute_command(self, *args: Any) -> Pipeline:
-        if not args:
-            raise ValueError("a command needs at least its name")
-        self._commands.append(args)
-        return self
-
-    def __len__(self) -> int:
-        return len(self._commands)
 
     def watch(self, *keys: Any) -> None:
         """WATCH keys now, on the connection that will run the transaction."""
@@ -232,17 +146,14 @@ class Pipeline:
             raise ConfigError("watch() needs pipeline(transaction=True)")
         if self._watching is None:
             self._watching = self._client.pool.acquire()
-        self._check(self._watching.execute("WATCH", *keys))
-
-    def _check(self, reply: Any) -> Any:
+        reply = self._watching.execute("WATCH", *keys)
         if isinstance(reply, ErrorReply):
             self.reset()
             raise server_error(reply)
-        return reply
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Send every queued command in one write; their replies, in order."""
-        commands, self._commands = self._commands, []
+        commands = self._take()
         pool = self._client.pool
         conn, self._watching = self._watching, None
         if not commands:
@@ -251,31 +162,14 @@ class Pipeline:
             return []
         conn = conn or pool.acquire()
         try:
-            if self._transaction:
-                commands = [("MULTI",), *commands, ("EXEC",)]
+            commands = framed(commands, self._transaction)
             conn.send(pack_commands(commands))
             replies = [conn.read_reply() for _ in commands]
         except BaseException:
             pool.discard(conn)
             raise
         pool.release(conn)
-        if self._transaction:
-            for reply in replies[:-1]:
-                if isinstance(reply, ErrorReply) and reply.code != "EXECABORT":
-                    # A command refused while queueing: EXEC then aborts.
-                    if raise_on_error:
-                        raise server_error(reply)
-            result = replies[-1]
-            if result is None:
-                raise WatchError("a watched key changed; the transaction did not run")
-            if isinstance(result, ErrorReply):
-                raise server_error(result)
-            replies = result
-        if raise_on_error:
-            for reply in replies:
-                if isinstance(reply, ErrorReply):
-                    raise server_error(reply)
-        return replies
+        return replies_of(replies, self._transaction, raise_on_error)
 
     def _release_watched(self, conn: Connection) -> None:
         try:
@@ -287,7 +181,7 @@ class Pipeline:
 
     def reset(self) -> None:
         """Drop queued commands and any WATCH."""
-        self._commands = []
+        self._take()
         conn, self._watching = self._watching, None
         if conn is not None:
             self._release_watched(conn)
@@ -299,31 +193,12 @@ class Pipeline:
         self.reset()
 
 
-class Script:
-    """A Lua script run with EVALSHA; loaded on the first NOSCRIPT answer.
-
-    The packed head of each call (EVALSHA, the hash, the keys) is kept per key list, so a
-    script called again and again on the same keys packs only its arguments.
-    """
-
-    _HEADS_KEPT = 256
+class Script(EvalSha):
+    """A Lua script run with EVALSHA; loaded on the first NOSCRIPT answer (evalsha.py)."""
 
     def __init__(self, client: Redis, lua: str) -> None:
+        super().__init__(lua)
         self._client = client
-        self.lua = lua
-        self.sha = hashlib.sha1(lua.encode()).hexdigest()
-        self._heads: dict[tuple[Any, ...], tuple[int, bytes]] = {}
-
-    def packed(self, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
-        """The EVALSHA command for these keys and arguments, packed."""
-        key_tuple = tuple(keys)
-        head = self._heads.get(key_tuple)
-        if head is None:
-            if len(self._heads) >= self._HEADS_KEPT:
-                self._heads.clear()
-            packed = pack_args(("EVALSHA", self.sha, len(key_tuple), *key_tuple))
-            head = self._heads[key_tuple] = (3 + len(key_tuple), packed)
-        return b"*%d\r\n" % (head[0] + len(args)) + head[1] + pack_args(args)
 
     def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
         packed = self.packed(keys, args)

@@ -14,104 +14,35 @@ Rules:
 
 from __future__ import annotations
 
-import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from jexkv.errors import BackendError, BackendUnavailable, ConfigError
+from jexkv.errors import BackendError, BackendUnavailable
 from jexkv.resp.blocking import Blocker
-from jexkv.resp.client import Redis, Script
+from jexkv.resp.client import Redis
+from jexkv.resp.commands import blocking_timeout, command_name
 from jexkv.resp.errors import NoScriptError, ServerError, server_error
-from jexkv.resp.protocol import ErrorReply, as_text, pack_command
+from jexkv.resp.evalsha import EvalSha
+from jexkv.resp.pipelines import Commands, replies_of, transaction_slot
+from jexkv.resp.protocol import ErrorReply, pack_command
+from jexkv.resp.slots import (
+    ClusterSettings,
+    key_slot,
+    parse_shards,
+    parse_slots,
+    redirected,
+)
 
 __all__ = ["RedisCluster", "key_slot"]
 
-SLOTS = 16384
-_MAX_REDIRECTS = 16
-_REDIRECT_CODES = frozenset({"MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"})
-# Commands with no key, and the ones whose key is not their first argument.
-_KEYLESS = frozenset(
-    "PING INFO CONFIG CLIENT SCRIPT FLUSHDB FLUSHALL DBSIZE TIME ECHO COMMAND CLUSTER ROLE"
-    " SCAN RANDOMKEY".split()
-)
-_SCRIPT_COMMANDS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"})
 
-
-def _crc16_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = (((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1) & 0xFFFF
-        table.append(crc)
-    return table
-
-
-_CRC16_TABLE = _crc16_table()
-
-
-def _crc16(data: bytes) -> int:
-    """CRC-16/XMODEM (polynomial 0x1021, initial 0), the checksum Redis Cluster hashes with."""
-    crc, table = 0, _CRC16_TABLE
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
-    return crc
-
-
-def key_slot(key: str | bytes) -> int:
-    """The cluster slot of ``key``: of its ``{tag}`` when it has a non-empty one."""
-    data = key.encode() if isinstance(key, str) else bytes(key)
-    start = data.find(b"{")
-    if start >= 0:
-        end = data.find(b"}", start + 1)
-        if end > start + 1:
-            data = data[start + 1 : end]
-    return _crc16(data) % SLOTS
-
-
-def _get(entry: Any, name: str) -> Any:
-    """A field of a RESP3 map (a dict) or of a RESP2 flat list of pairs."""
-    if isinstance(entry, dict):
-        for key, value in entry.items():
-            if as_text(key) == name:
-                return value
-        return None
-    pairs = list(entry)
-    for i in range(0, len(pairs) - 1, 2):
-        if as_text(pairs[i]) == name:
-            return pairs[i + 1]
-    return None
-
-
-def parse_shards(reply: Any) -> list[tuple[int, int, str, int]]:
-    """(first slot, last slot, host, port) of each primary's ranges, from CLUSTER SHARDS."""
-    ranges = []
-    for shard in reply:
-        slots = [int(s) for s in _get(shard, "slots") or []]
-        primary = None
-        for node in _get(shard, "nodes") or []:
-            if as_text(_get(node, "role")) == "master" and as_text(_get(node, "health")) != "fail":
-                primary = node
-        if primary is None:
-            continue
-        host = as_text(_get(primary, "ip") or _get(primary, "endpoint"))
-        port = int(_get(primary, "port") or _get(primary, "tls-port"))
-        ranges += [(slots[i], slots[i + 1], host, port) for i in range(0, len(slots), 2)]
-    return ranges
-
-
-def parse_slots(reply: Any) -> list[tuple[int, int, str, int]]:
-    """The same from CLUSTER SLOTS (servers before 7.0)."""
-    return [(int(r[0]), int(r[1]), as_text(r[2][0]), int(r[2][1])) for r in reply]
-
-
-class ClusterScript(Script):
+class ClusterScript(EvalSha):
     """A Lua script whose keys all live in one slot, run on that slot's primary."""
 
     def __init__(self, cluster: RedisCluster, lua: str) -> None:
-        super().__init__(cluster.any_node(), lua)
+        super().__init__(lua)
         self._cluster = cluster
 
     def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
@@ -119,32 +50,21 @@ class ClusterScript(Script):
         return self._cluster.execute_routed(slot, self.packed(keys, args), "EVALSHA", lua=self.lua)
 
 
-class ClusterPipeline:
+class ClusterPipeline(Commands):
     """Commands sent together; split by node, answered in the order they were added."""
 
     def __init__(self, cluster: RedisCluster, transaction: bool) -> None:
+        super().__init__(transaction)
         self._cluster = cluster
-        self._transaction = transaction
-        self._commands: list[tuple[Any, ...]] = []
-
-    def execute_command(self, *args: Any) -> ClusterPipeline:
-        self._commands.append(args)
-        return self
-
-    def __len__(self) -> int:
-        return len(self._commands)
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
-        commands, self._commands = self._commands, []
+        commands = self._take()
         if not commands:
             return []
         cluster = self._cluster
         slots = [cluster.command_slot(command) for command in commands]
         if self._transaction:
-            keyed = {slot for slot in slots if slot is not None}
-            if len(keyed) > 1:
-                raise ConfigError("a transaction on a Redis Cluster must keep its keys in one slot")
-            node = cluster.node_for_slot(keyed.pop() if keyed else None)
+            node = cluster.node_for_slot(transaction_slot(slots))
             pipe = node.pipeline(transaction=True)
             for command in commands:
                 pipe.execute_command(*command)
@@ -161,19 +81,15 @@ class ClusterPipeline:
             for i, reply in zip(indexes, pipe.execute(raise_on_error=False)):
                 replies[i] = reply
         for i, reply in enumerate(replies):
-            if isinstance(reply, ErrorReply) and reply.code in _REDIRECT_CODES:
+            if redirected(reply):
                 try:
                     replies[i] = cluster.execute_command(*commands[i])
                 except ServerError as exc:
                     replies[i] = ErrorReply(f"{exc.code} {exc.message}")
-        if raise_on_error:
-            for reply in replies:
-                if isinstance(reply, ErrorReply):
-                    raise server_error(reply)
-        return replies
+        return replies_of(replies, False, raise_on_error)
 
 
-class RedisCluster:
+class RedisCluster(ClusterSettings):
     """A thread-safe client for a Redis Cluster; ``seeds`` are (host, port) pairs to start from."""
 
     def __init__(
@@ -183,30 +99,9 @@ class RedisCluster:
         retry_window_s: float = 10.0,
         **node_options: Any,
     ) -> None:
-        if not seeds:
-            raise ConfigError("a Redis Cluster needs at least one seed node")
-        if node_options.get("db", 0) != 0:
-            raise ConfigError("a Redis Cluster has only database 0")
-        self._seeds = list(seeds)
-        self._options = node_options
-        self.socket_timeout = float(node_options.get("socket_timeout", 5.0))
-        self.retry_window_s = retry_window_s
+        super().__init__(seeds, retry_window_s=retry_window_s, **node_options)
         self._nodes: dict[tuple[str, int], Redis] = {}
-        self._slots: list[tuple[str, int] | None] = [None] * SLOTS
         self._lock = threading.Lock()
-        self._stale = True
-        self._closed = False
-
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> RedisCluster:
-        """``redis+cluster://[[user]:password@]host:port[,host:port…][?options]``."""
-        from jexkv.resp.url import parse_cluster_url
-
-        seeds, kwargs = parse_cluster_url(url, options)
-        return cls(seeds, **kwargs)
-
-    def __repr__(self) -> str:
-        return "<RedisCluster " + ",".join(f"{h}:{p}" for h, p in self._seeds) + ">"
 
     # -- the slot map ------------------------------------------------------------------
 
@@ -225,9 +120,7 @@ class RedisCluster:
     def refresh(self) -> None:
         """Read the slot map from the first node that answers (known nodes, then seeds)."""
         errors = []
-        candidates = list(dict.fromkeys([*self._nodes, *self._seeds]))
-        random.shuffle(candidates)
-        for address in candidates:
+        for address in self._candidates(self._nodes):
             node = self._node(address)
             try:
                 try:
@@ -237,62 +130,37 @@ class RedisCluster:
             except BackendError as exc:
                 errors.append(f"{address[0]}:{address[1]}: {exc}")
                 continue
-            table: list[tuple[str, int] | None] = [None] * SLOTS
-            for first, last, host, port in ranges:
-                for slot in range(first, last + 1):
-                    table[slot] = (host, port)
-            self._slots = table
-            self._stale = False
+            self._map.load(ranges)
             return
         raise BackendUnavailable("no node of the Redis Cluster answered: " + "; ".join(errors))
 
     def node_for_slot(self, slot: int | None) -> Redis:
-        if self._stale:
+        if self._map.stale:
             self.refresh()
-        address = self._slots[slot] if slot is not None else None
+        address = self._map.lookup(slot)
         if address is None:
-            if slot is not None:
-                self.refresh()  # a slot no node serves (yet): look again
-                address = self._slots[slot]
-            if address is None:
-                address = next((a for a in self._slots if a is not None), self._seeds[0])
-        return self._node(address)
+            self.refresh()  # a slot no node serves (yet): look again
+            address = self._map.lookup(slot)
+        return self._node(address or self._map.any())
 
     def node_for(self, key: str | bytes) -> Redis:
         """The client of the primary serving ``key`` (for a blocking connection of its own)."""
         return self.node_for_slot(key_slot(key))
 
     def any_node(self) -> Redis:
-        return self.node_for_slot(None) if not self._stale else self._node(self._seeds[0])
+        return self.node_for_slot(None) if not self._map.stale else self._node(self._seeds[0])
 
     def primaries(self) -> list[Redis]:
-        if self._stale:
+        if self._map.stale:
             self.refresh()
-        return [self._node(a) for a in dict.fromkeys(a for a in self._slots if a is not None)]
-
-    def note_redirect(self, reply: ErrorReply | ServerError) -> None:
-        """A MOVED seen elsewhere (a blocked command): the map is looked at again next time."""
-        if reply.code == "MOVED":
-            self._stale = True
+        return [self._node(a) for a in self._map.primaries()]
 
     # -- routing -----------------------------------------------------------------------
 
-    @staticmethod
-    def command_slot(args: Sequence[Any]) -> int | None:
-        """The slot a command's keys live in (its first key's), or None for a keyless one."""
-        if not args:
-            return None
-        name = as_text(args[0]).upper()
-        if name in _SCRIPT_COMMANDS:
-            return key_slot(args[3]) if len(args) > 3 and int(args[2]) > 0 else None
-        if name in _KEYLESS or len(args) < 2:
-            return None
-        return key_slot(args[1])
-
     def execute_command(self, *args: Any, timeout: float | None = None) -> Any:
-        name = as_text(args[0]).upper() if args else ""
-        if timeout is None and name in ("BLPOP", "BRPOP", "BZPOPMIN", "BZPOPMAX"):
-            timeout = self.socket_timeout + (float(args[-1]) or 365 * 24 * 3600.0)
+        name = command_name(args[0]) if args else ""
+        if timeout is None:
+            timeout = blocking_timeout(name, args, self.socket_timeout)
         return self.execute_routed(self.command_slot(args), pack_command(*args), name, timeout)
 
     def execute_routed(
@@ -306,9 +174,7 @@ class RedisCluster:
     ) -> Any:
         """Send a packed command to the primary of ``slot``, following redirections."""
         asking: Redis | None = None
-        redirects = 0
-        deadline = time.monotonic() + self.retry_window_s
-        pause = 0.01
+        redirects = self._redirects()
         while True:
             node = asking if asking is not None else self.node_for_slot(slot)
             try:
@@ -320,34 +186,17 @@ class RedisCluster:
                 if lua is None:
                     raise
                 node.execute_command("SCRIPT", "LOAD", lua)
-                continue
             except ServerError as exc:
-                if exc.code not in _REDIRECT_CODES:
+                step = redirects.after(exc, node.host)
+                if step is None:
                     raise
-                if exc.code in ("MOVED", "ASK"):
-                    # An ASK comes back after each TRYAGAIN while a slot migrates: those are
-                    # bounded by the retry window; MOVED ones by their count.
-                    redirects += exc.code == "MOVED"
-                    if redirects > _MAX_REDIRECTS or time.monotonic() > deadline:
-                        raise
-                    moved_slot, where = exc.message.split()
-                    host, _, port = where.rpartition(":")
-                    target = (host or node.host, int(port))
-                    if exc.code == "ASK":
-                        asking = self._node(target)
-                    elif redirects > 1:
-                        self._stale = True  # moved again: reload the whole map
-                    else:
-                        self._slots[int(moved_slot)] = target
-                    continue
-                if time.monotonic() + pause > deadline:  # TRYAGAIN, CLUSTERDOWN
-                    raise
-                time.sleep(random.uniform(pause / 2, pause))
-                pause = min(pause * 2, 0.2)
-                if exc.code == "CLUSTERDOWN":
-                    self._stale = True
+                pause, target = step
+                if target is not None:
+                    asking = self._node(target)
+                if pause:
+                    time.sleep(pause)
             except BackendUnavailable:
-                self._stale = True  # the node may be gone: look at the map again next time
+                self._map.stale = True  # the node may be gone: look at the map again next time
                 raise
 
     def _asking(self, node: Redis, packed: bytes, timeout: float | None) -> Any:
@@ -371,13 +220,6 @@ class RedisCluster:
 
     def pipeline(self, transaction: bool = False) -> ClusterPipeline:
         return ClusterPipeline(self, transaction)
-
-    def slot_groups(self, keys: Iterable[str]) -> list[list[str]]:
-        """``keys`` grouped by slot (first-seen order): one multi-key command per group."""
-        groups: dict[int, list[str]] = {}
-        for key in keys:
-            groups.setdefault(key_slot(key), []).append(key)
-        return list(groups.values())
 
     def scan_iter(self, match: str, count: int = 500) -> Iterator[bytes]:
         """SCAN MATCH over every primary (a key may come twice; callers drop repeats)."""

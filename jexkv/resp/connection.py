@@ -23,21 +23,14 @@ import time
 from typing import Any, Callable
 
 from jexkv.errors import BackendUnavailable
+from jexkv.resp.endpoint import Endpoint
 from jexkv.resp.errors import socket_errors
-from jexkv.resp.protocol import NEED_DATA, ErrorReply, ReplyParser, pack_command
+from jexkv.resp.protocol import NEED_DATA, ReplyParser, pack_command
 
 __all__ = ["Connection"]
 
 _CHUNK = 65536
 _monotonic = time.monotonic
-_AUTH_CODES = frozenset({"WRONGPASS", "NOAUTH"})
-
-
-def _is_auth_error(reply: ErrorReply) -> bool:
-    if reply.code in _AUTH_CODES:
-        return True
-    text = reply.message.lower()
-    return "auth" in text or "password" in text
 
 
 def _readable(sock: socket.socket, timeout: float) -> bool:
@@ -50,40 +43,13 @@ def _readable(sock: socket.socket, timeout: float) -> bool:
     return bool(readable)
 
 
-class Connection:
-    """A connection to one Redis server, speaking RESP3 (or RESP2 on old servers)."""
+class Connection(Endpoint):
+    """A connection to one Redis server, speaking RESP3 (or RESP2 on old servers); its
+    settings are ``Endpoint``'s, plus ``keepalive`` (TCP keepalive probes)."""
 
-    def __init__(
-        self,
-        *,
-        host: str = "localhost",
-        port: int = 6379,
-        path: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        connect_timeout: float = 5.0,
-        socket_timeout: float = 5.0,
-        username: str | None = None,
-        password: str | None = None,
-        db: int = 0,
-        client_name: str | None = None,
-        protocol: int = 3,
-        keepalive: bool = True,
-    ) -> None:
-        if protocol not in (2, 3):
-            raise ValueError(f"protocol must be 2 or 3, not {protocol!r}")
-        self.host, self.port, self.path = host, port, path
-        self.ssl_context = ssl_context
-        self.server_hostname = server_hostname
-        self.connect_timeout = connect_timeout
-        self.socket_timeout = socket_timeout
-        self.username = username
-        self._password = password
-        self.db = db
-        self.client_name = client_name
-        self.protocol = protocol
+    def __init__(self, *, keepalive: bool = True, **settings: Any) -> None:
+        super().__init__(**settings)
         self.keepalive = keepalive
-        self.protocol_version = protocol
         self.last_used = 0.0
         self.pid = os.getpid()
         self._push_handler: Callable[[list[Any]], None] | None = None
@@ -94,24 +60,8 @@ class Connection:
         self._rbuf = bytearray(_CHUNK)
         self._rview = memoryview(self._rbuf)
 
-    # -- description -----------------------------------------------------------------
-
-    @property
-    def address(self) -> str:
-        """Where this connection goes: ``host:port`` or the unix socket's path."""
-        if self.path is not None:
-            return self.path
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
     def __repr__(self) -> str:
-        if self.path is not None:
-            scheme = "unix+tls" if self.ssl_context is not None else "unix"
-        else:
-            scheme = "rediss" if self.ssl_context is not None else "redis"
-        state = "connected" if self._sock is not None else "closed"
-        user = f" user={self.username!r}" if self.username else ""
-        return f"<Connection {scheme}://{self.address} db={self.db}{user} {state}>"
+        return self.describe(self._sock is not None)
 
     @property
     def is_connected(self) -> bool:
@@ -192,55 +142,14 @@ class Connection:
             sock.settimeout(self.socket_timeout)
         return sock
 
-    def _scrub(self, text: str) -> str:
-        if self._password:
-            text = text.replace(self._password, "***")
-        return text
-
-    def _check(self, reply: Any, what: str) -> Any:
-        if isinstance(reply, ErrorReply):
-            text = self._scrub(str(reply))
-            if reply.code == "NOAUTH" and self._password is None:
-                raise BackendUnavailable(
-                    f"{self.address}: the server requires a password, and none was given"
-                    " (redis://[user]:PASSWORD@host…)"
-                )
-            if _is_auth_error(reply):
-                raise BackendUnavailable(
-                    f"authentication failed on {self.address}: wrong username or password ({text})"
-                )
-            raise BackendUnavailable(f"{what} failed on {self.address}: {text}")
-        return reply
-
     def _handshake(self) -> None:
-        password, name = self._password, self.client_name
-        if self.protocol == 3:
-            hello: list[object] = ["HELLO", 3]
-            if password is not None:
-                hello += ["AUTH", self.username or "default", password]
-            if name:
-                hello += ["SETNAME", name]
-            reply = self.execute(*hello)
-            if not isinstance(reply, ErrorReply):
-                self.protocol_version = 3
-            elif reply.code == "NOPROTO" or "unknown command" in reply.message.lower():
-                self._handshake_resp2()  # a server older than 6: no HELLO, no RESP3
-            else:
-                self._check(reply, "HELLO")
-        else:
-            self._handshake_resp2()
-        if self.db:
-            self._check(self.execute("SELECT", self.db), f"SELECT {self.db}")
-
-    def _handshake_resp2(self) -> None:
-        self.protocol_version = 2
-        if self._password is not None:
-            auth: list[object] = ["AUTH", self._password]
-            if self.username:
-                auth.insert(1, self.username)
-            self._check(self.execute(*auth), "AUTH")
-        if self.client_name:
-            self._check(self.execute("CLIENT", "SETNAME", self.client_name), "CLIENT SETNAME")
+        steps = self.handshake()
+        try:
+            command = next(steps)
+            while True:
+                command = steps.send(self.execute(*command))
+        except StopIteration as done:
+            self.protocol_version = done.value
 
     def close(self) -> None:
         """Close the socket (never a shutdown: a forked child may share it). Idempotent."""
