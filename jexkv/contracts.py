@@ -179,8 +179,12 @@ class QueueBackend(Protocol):
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
         """Claim up to ``limit`` ready jobs (after promoting due delayed ones)."""
 
-    def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
-        """Return when work may be ready, ``stop`` is set, or ``timeout_s`` passed."""
+    def seen(self, queue: str) -> int:
+        """The queue's wake-up generation: read before looking for work, given to wait()."""
+
+    def wait(self, queue: str, seen: int, timeout_s: float, stop: threading.Event) -> None:
+        """Return when work may have come since the generation ``seen``, the queue's next
+        delayed job is due, ``stop`` is set, or ``timeout_s`` passed."""
 
     def notify(self, queue: str) -> None:
         """Wake every thread in ``wait`` on ``queue`` (used on close)."""

@@ -1,9 +1,10 @@
 """MemoryQueueBackend: the queue steps over heaps and dicts in this process.
 
-Rule: one lock guards a whole space; each queue has a Condition on that lock,
-so an idle worker wakes the moment a job is added (and, for a delayed job, at
-its due time, without polling). Heaps use lazy deletion: an entry carries the
-record's version and is skipped when the record moved on since it was pushed.
+Rule: one lock guards a whole space; its idle workers, threads and asyncio tasks alike, wait
+on the space's wake-ups (jexkv/wakeups.py), so an idle worker wakes the moment a job is
+added (and, for a delayed job, at its due time, without polling). Every step is quick and
+never blocks, so the asyncio API runs it on the loop. Heaps use lazy deletion: an entry
+carries the record's version and is skipped when the record moved on since it was pushed.
 Payloads and results are kept as JSON text, so every snapshot is a fresh copy.
 """
 
@@ -24,6 +25,7 @@ from jexkv.jobs import STATES, Backoff, Job, NewJob, is_job_id, job_from, stalle
 from jexkv.memory.registry import Registry
 from jexkv.namespaces import check_namespace, qualify
 from jexkv.taskqueue import JobQueue
+from jexkv.wakeups import Wakeups
 
 __all__ = ["MemoryQueueBackend", "MemoryQueueSpace", "open_memory_queue"]
 
@@ -54,7 +56,7 @@ class _Rec:
 
 @dataclass
 class _Queue:
-    cond: threading.Condition
+    name: str  # namespaced, as the space and its wake-ups know it
     jobs: dict[str, _Rec] = field(default_factory=dict)
     ready: list[tuple[int, int, str]] = field(default_factory=list)  # (order, version, id)
     delayed: list[tuple[int, int, int, str]] = field(default_factory=list)
@@ -72,13 +74,14 @@ class MemoryQueueSpace:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.queues: dict[str, _Queue] = {}
+        self.wakeups = Wakeups()
         forks.hold(self)  # a child never inherits it taken (README, "Forking")
 
     def queue(self, name: str) -> _Queue:
         """The queue ``name``; call with ``lock`` held."""
         q = self.queues.get(name)
         if q is None:
-            q = self.queues[name] = _Queue(threading.Condition(self.lock))
+            q = self.queues[name] = _Queue(name)
         return q
 
 
@@ -116,6 +119,7 @@ class MemoryQueueBackend:
         self._space = space
         self._ns = check_namespace(namespace)
         self._lock = space.lock
+        self._wakeups = space.wakeups
 
     def _q(self, queue: str) -> _Queue:
         return self._space.queue(qualify(self._ns, queue))
@@ -128,12 +132,12 @@ class MemoryQueueBackend:
         if due_at > now:
             rec.state = "delayed"
             heapq.heappush(q.delayed, (due_at, rec.seq, rec.version, rec.id))
-            q.cond.notify_all()  # waiters recompute how long to sleep
+            self._wakeups.bump(q.name)  # waiters look again: this one may be due first
         else:
             rec.state = "waiting"
             order = (rec.priority << 96) | (due_at << 48) | rec.seq  # one int compares fast
             heapq.heappush(q.ready, (order, rec.version, rec.id))
-            q.cond.notify()
+            self._wakeups.bump(q.name, one=True)
 
     def _promote(self, q: _Queue, now: int) -> None:
         delayed = q.delayed
@@ -192,7 +196,12 @@ class MemoryQueueBackend:
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
         with self._lock:
-            return self._claim(queue, self._q(queue), lease_ms, limit, steady_ms())
+            q = self._q(queue)
+            claims = self._claim(queue, q, lease_ms, limit, steady_ms())
+            if not claims:
+                due = q.delayed[0][0] if q.delayed and not q.paused else None
+                self._wakeups.found_nothing(q.name, due)
+            return claims
 
     def _claim(self, queue: str, q: _Queue, lease_ms: int, limit: int, now: int) -> list[Claim]:
         """Claim up to ``limit`` ready jobs; call with the lock held."""
@@ -212,18 +221,17 @@ class MemoryQueueBackend:
             claims.append((_snapshot(queue, rec), rec.token))
         return claims
 
-    def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
-        with self._lock:
-            q = self._q(queue)
-            if stop.is_set() or (q.ready and not q.paused):
-                return
-            if q.delayed:
-                timeout_s = min(timeout_s, max(0.0, (q.delayed[0][0] - steady_ms()) / 1000.0))
-            q.cond.wait(timeout_s)
+    def seen(self, queue: str) -> int:
+        return self._wakeups.seen(qualify(self._ns, queue))
+
+    def wait(self, queue: str, seen: int, timeout_s: float, stop: threading.Event) -> None:
+        self._wakeups.wait(qualify(self._ns, queue), seen, timeout_s, stop, steady_ms())
+
+    async def wait_async(self, queue: str, seen: int, timeout_s: float) -> None:
+        await self._wakeups.wait_async(qualify(self._ns, queue), seen, timeout_s, steady_ms())
 
     def notify(self, queue: str) -> None:
-        with self._lock:
-            self._q(queue).cond.notify_all()
+        self._wakeups.bump(qualify(self._ns, queue))
 
     def complete(
         self,
@@ -389,7 +397,7 @@ class MemoryQueueBackend:
             q = self._q(queue)
             q.paused = paused
             if not paused:
-                q.cond.notify_all()
+                self._wakeups.bump(q.name)
 
     def is_paused(self, queue: str) -> bool:
         with self._lock:

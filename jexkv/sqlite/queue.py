@@ -80,14 +80,13 @@ class SQLiteQueueBackend:
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
         full = qualify(self._ns, queue)
-        seen = self._wakeups.seen(full)  # before the look: a wake-up after it is not missed
         now = now_ms()
         ((waiting, next_due, paused),) = self._db.read(rows.READY, (full, full, full))
         if paused:
-            self._wakeups.found_nothing(full, seen, None)  # wait for a wake-up (the resume)
+            self._wakeups.found_nothing(full, None)  # wait for a wake-up (the resume)
             return []
         if not waiting and (next_due is None or next_due > now):
-            self._wakeups.found_nothing(full, seen, next_due)
+            self._wakeups.found_nothing(full, next_due)
             return []
 
         def claim(conn: sqlite3.Connection) -> list[tuple[str, Any]]:
@@ -120,10 +119,18 @@ class SQLiteQueueBackend:
         claimed.sort(key=lambda row: (row[5], row[6], row[0]))  # priority, due, seq
         return [(token, row) for row in claimed]
 
-    def wait(self, queue: str, timeout_s: float, stop: threading.Event) -> None:
+    def seen(self, queue: str) -> int:
+        return self._wakeups.seen(qualify(self._ns, queue))
+
+    def wait(self, queue: str, seen: int, timeout_s: float, stop: threading.Event) -> None:
         full = qualify(self._ns, queue)
         self._watch.watch(full)
-        self._wakeups.idle(full, timeout_s, stop, now_ms())
+        self._wakeups.wait(full, seen, timeout_s, stop, now_ms())
+
+    async def wait_async(self, queue: str, seen: int, timeout_s: float) -> None:
+        full = qualify(self._ns, queue)
+        self._watch.watch(full)
+        await self._wakeups.wait_async(full, seen, timeout_s, now_ms())
 
     def notify(self, queue: str) -> None:
         self._wakeups.bump(qualify(self._ns, queue))

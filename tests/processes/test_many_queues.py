@@ -20,7 +20,7 @@ import time
 import pytest
 
 import jexkv
-from jexkv import worker
+from jexkv import engine
 from jexkv.redis.markers import DEDICATED
 from jexkv.resp.protocol import as_text
 from jexkv.sqlite.pool import READERS
@@ -33,7 +33,7 @@ DEADLINE = 20.0  # seconds for a job to start: far below the engine's safety net
 
 @pytest.fixture(autouse=True)
 def no_safety_net(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker, "_IDLE_WAIT_S", 3600.0)
+    monkeypatch.setattr(engine, "IDLE_WAIT_S", 3600.0)
 
 
 def _enqueue_elsewhere(url: str, queue: str, payload: str) -> None:
