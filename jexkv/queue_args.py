@@ -12,11 +12,12 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
-from jexkv.errors import InvalidArgument, InvalidArgumentType
+from jexkv.errors import ConfigError, InvalidArgument, InvalidArgumentType
 from jexkv.jobs import STATES, Backoff, NewJob, new_job
 from jexkv.namespaces import check_queue_name
 
 __all__ = [
+    "already_registered",
     "check_close",
     "check_enqueue",
     "check_enqueue_many",
@@ -113,15 +114,30 @@ def check_close(timeout_ms: object) -> float | None:
     return timeout_ms / 1000.0
 
 
-def log_abandoned(timeout_ms: int | None, description: str, abandoned: list[str]) -> None:
-    """What close() says of the running jobs it gave up waiting for."""
+def already_registered(queue: str) -> ConfigError:
+    return ConfigError(f"queue {queue!r} has a worker already on this TaskQueue")
+
+
+_ABANDONED = {
+    "close": "their handlers go on, their outcome is not recorded, and each job runs again "
+    "once its lease runs out where jobs outlive this queue object (SQLite, Redis, "
+    "memory://NAME)",
+    "aclose": "async handlers were cancelled and threads left to finish unrecorded; their "
+    "jobs were handed back to waiting (or run again once their leases run out)",
+}
+
+
+def log_abandoned(
+    timeout_ms: int | None, description: str, abandoned: list[str], method: str = "close"
+) -> None:
+    """What close() / aclose() says of the running jobs it gave up waiting for."""
     if abandoned:
         log.warning(
-            "close(timeout_ms=%s) on %s gave up on %d running jobs (%s): their handlers go "
-            "on, their outcome is not recorded, and each job runs again once its lease runs "
-            "out where jobs outlive this queue object (SQLite, Redis, memory://NAME)",
+            "%s(timeout_ms=%s) on %s gave up on %d running jobs (%s): %s",
+            method,
             timeout_ms,
             description,
             len(abandoned),
             ", ".join(abandoned[:10]) + (", …" if len(abandoned) > 10 else ""),
+            _ABANDONED[method],
         )

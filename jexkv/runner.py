@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import jexkv
 from jexkv.jobs import Job
+from jexkv.queue_args import already_registered
 from jexkv.urls import parse_url, redact_url
 
 __all__ = ["UserError", "run_worker"]
@@ -55,7 +56,7 @@ class _SetupQueue:
                 f"handler must be callable, got {type(handler).__name__}"
             )
         if queue in self.registered:
-            raise jexkv.ConfigError(f"queue {queue!r} has a worker already on this TaskQueue")
+            raise already_registered(queue)
         self._pending.append((queue, _logged(queue, handler), concurrency or self._concurrency))
 
     def start(self) -> None:

@@ -6,11 +6,11 @@ Rules:
   queue, one upkeep task, one watchdog. An ``async def`` handler is awaited in its slot's
   task; a plain handler runs in a thread of the queue's own pool of ``concurrency`` threads,
   so it never blocks the loop.
-* ``ThreadedBackend`` gives a sync backend's steps as coroutines, each run in a thread of a
-  small pool (a SQLite write that waits on another process's lock never blocks the loop);
-  its idle waits are the wake-ups' own ``wait_async``, with no thread. The sync TaskQueue
-  runs its ``async def`` handlers this way, on a loop it owns in one background thread
-  (``LoopWorkers``).
+* ``OffLoopBackend`` gives a sync backend's steps as coroutines, each run in a thread of a
+  small pool (a SQLite write that waits on another process's lock never blocks the loop),
+  or inline for memory; its idle waits are the wake-ups' own ``wait_async``, with no
+  thread. The sync TaskQueue runs its ``async def`` handlers this way, on a loop it owns in
+  one background thread (``LoopWorkers``).
 * Stopping: fetching stops, claimed jobs not started are handed back, running handlers may
   finish until the deadline; then their tasks are cancelled and their jobs handed back
   (``release``: the attempt does not count), or, if that fails, left to their leases:
@@ -33,10 +33,13 @@ from typing import Any, Callable
 from jexkv import engine
 from jexkv.contracts import QueueBackend
 from jexkv.engine import Program, Queue, Raised, Settings, is_async_handler
+from jexkv.errors import ClosedError
 from jexkv.jobs import Job
+from jexkv.offloop import OffLoop
 from jexkv.programs import drive_async
+from jexkv.queue_args import already_registered
 
-__all__ = ["BLOCKED_S", "LoopWorkers", "TaskWorkers", "ThreadedBackend"]
+__all__ = ["BLOCKED_S", "LoopWorkers", "OffLoopBackend", "TaskWorkers"]
 
 log = logging.getLogger("jexkv")
 
@@ -45,35 +48,47 @@ _WATCH_S = 0.05  # how often the watchdog looks
 _REPORT_EVERY_S = 60.0  # the longest a repeating blocked-loop warning stays silent
 
 
-class ThreadedBackend:
-    """A sync QueueBackend's steps as coroutines, each run in a thread of ``executor``."""
+class OffLoopBackend:
+    """A sync QueueBackend's steps as coroutines, through an OffLoop (offloop.py): in its
+    threads (SQLite), or inline (memory). Its idle waits are the wake-ups' ``wait_async``,
+    on the loop, with no thread."""
 
-    def __init__(self, backend: QueueBackend, executor: concurrent.futures.Executor) -> None:
-        self.sync = backend
-        self._executor = executor
-
-    def _call(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, functools.partial(fn, *args))
+    def __init__(self, off: OffLoop[QueueBackend]) -> None:
+        self.off = off
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        fn = getattr(self.sync, name)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        method = self.off.method
 
         async def step(*args: Any) -> Any:
-            return await self._call(fn, *args)
+            return await method(name, *args)
 
         step.__name__ = name
         setattr(self, name, step)  # built once per step name
         return step
 
+    async def ready(self) -> None:
+        await self.off.get()
+
+    def _backend(self) -> Any:
+        backend = self.off.obj
+        if backend is None:
+            raise RuntimeError("the queue backend is used before ready()")
+        return backend
+
     def seen(self, queue: str) -> int:
-        return self.sync.seen(queue)
+        return self._backend().seen(queue)  # type: ignore[no-any-return]
 
     def notify(self, queue: str) -> None:
-        self.sync.notify(queue)
+        if self.off.obj is not None:
+            self.off.obj.notify(queue)
 
     async def wait(self, queue: str, seen: int, timeout_s: float) -> None:
-        await self.sync.wait_async(queue, seen, timeout_s)  # type: ignore[attr-defined]
+        await self._backend().wait_async(queue, seen, timeout_s)
+
+    async def aclose(self) -> None:
+        await self.off.close(lambda backend: backend.close())
 
 
 def _call_handler(handler: Callable[[Job], Any], job: Job) -> Any:
@@ -88,7 +103,7 @@ class TaskWorkers:
     """The workers of one queue object on one event loop (the loop that started them)."""
 
     def __init__(self, backend: Any, settings: Settings, *, upkeep: bool = True) -> None:
-        self.backend = backend  # the async steps: an async backend, or a ThreadedBackend
+        self.backend = backend  # the async steps: an async backend, or an OffLoopBackend
         self.settings = settings
         self.idle_wait_s = engine.IDLE_WAIT_S
         self.stopping = False
@@ -106,6 +121,10 @@ class TaskWorkers:
 
     def start(self, q: Queue, concurrency: int, handler: Callable[[Job], Any]) -> None:
         """Start ``concurrency`` slot tasks for ``q`` on the running loop."""
+        if self.stopping:
+            raise ClosedError("this task queue is closed")
+        if q.name in self._queues:
+            raise already_registered(q.name)
         self._queues[q.name] = q
         if is_async_handler(handler):
             run = functools.partial(self._run_async, handler)
@@ -167,6 +186,7 @@ class TaskWorkers:
                 return b.seen(step[1])  # no I/O: the wake-ups' own count
             return await getattr(b, op)(*step[1:])
 
+        await b.ready()
         await drive_async(program, do)
 
     async def _pause(self, seconds: float) -> None:
@@ -193,16 +213,19 @@ class TaskWorkers:
                     f" while these jobs ran: {jobs}" if jobs else "",
                 )
 
-    async def stop(self, timeout_s: float | None) -> None:
+    async def stop(self, timeout_s: float | None) -> list[str]:
         """Stop fetching; let running handlers finish up to ``timeout_s``; then cancel the
-        rest and hand their jobs back."""
+        rest and hand their jobs back. The ids of the jobs whose handlers were still
+        running when the wait gave up."""
         self.stopping = True
         for name in self._queues:
             self.backend.notify(name)
         tasks = [task for task in self._tasks if not task.done()]
+        abandoned: list[str] = []
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=timeout_s)
             if late:
+                abandoned = [job_id for q in self._queues.values() for job_id, _ in q.held()]
                 self._cancelling = True
                 for task in late:
                     task.cancel()
@@ -220,6 +243,7 @@ class TaskWorkers:
             await asyncio.gather(*self._side, return_exceptions=True)
         for pool in self._pools:
             pool.shutdown(wait=False)
+        return abandoned
 
 
 class LoopWorkers:
@@ -234,7 +258,7 @@ class LoopWorkers:
             target=self._loop.run_forever, name="jexkv-async-workers", daemon=True
         )
         self._thread.start()
-        steps = ThreadedBackend(backend, self._executor)
+        steps = OffLoopBackend(OffLoop.of(backend, self._executor))
         self._workers = self._call(lambda: TaskWorkers(steps, settings, upkeep=False))
 
     def _call(self, fn: Callable[[], Any]) -> Any:

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from jexkv.contracts import KVStore, TaskQueue
 from jexkv.errors import ConfigError
+from jexkv.namespaces import check_namespace
 from jexkv.resp.url import OPTIONS as REDIS_OPTIONS
 from jexkv.resp.url import option_value, redact_url
 
-__all__ = ["open_kv", "open_queue", "parse_url", "redact_url"]
+if TYPE_CHECKING:
+    from jexkv.aio.contracts import AsyncKVStore, AsyncTaskQueue
+
+__all__ = ["open_async_kv", "open_async_queue", "open_kv", "open_queue", "parse_url", "redact_url"]
 
 
 # How an option's value is checked: (name, value, from_query) -> the value to use, or
@@ -259,3 +264,104 @@ def open_queue(url: str | None = None, **options: Any) -> TaskQueue:
     """Open the task queue a URL names; see the README for the URL forms and options."""
     scheme, location, opts = parse_url(url, options, "queue")
     return _QUEUE_FACTORIES[scheme](location, opts)
+
+
+# The asyncio API's adapters (jexkv.aio): the same URLs and options. Nothing that may wait
+# opens here: a SQLite file is opened in a thread at the first call, a Redis client connects
+# at its first command, so open_kv() and open_queue() never block the loop (a memory store,
+# which waits on nothing, holds its space from here on, as the sync one does).
+
+
+def _sqlite_description(location: str) -> str:
+    return f"sqlite:///{os.path.abspath(location)}"
+
+
+def _memory_kv_async(location: str, options: dict[str, Any]) -> AsyncKVStore:
+    from jexkv.aio.kv import OffLoopKV
+    from jexkv.offloop import OffLoop
+
+    return OffLoopKV(OffLoop.of(_memory_kv(location, options)), f"memory://{location}")
+
+
+def _sqlite_kv_async(location: str, options: dict[str, Any]) -> AsyncKVStore:
+    from jexkv.aio.kv import OffLoopKV
+    from jexkv.offloop import OffLoop
+
+    return OffLoopKV(OffLoop(partial(_sqlite_kv, location, options)), _sqlite_description(location))
+
+
+def _redis_kv_async(location: str, options: dict[str, Any]) -> AsyncKVStore:
+    from jexkv.redis.aio_kv import AsyncRedisKV
+    from jexkv.redis.kv import DEFAULT_NAMESPACE
+    from jexkv.resp.aio_connect import async_client_for_url
+
+    namespace = options.pop("namespace", DEFAULT_NAMESPACE)
+    client = async_client_for_url(location, options)
+    return AsyncRedisKV(client, namespace=namespace, description=repr(client))
+
+
+def _memory_queue_async(location: str, options: dict[str, Any]) -> AsyncTaskQueue:
+    from jexkv.aio.queue import AsyncJobQueue
+    from jexkv.memory.queue import memory_queue_backend
+    from jexkv.offloop import OffLoop
+    from jexkv.tasks import OffLoopBackend
+
+    backend, release = memory_queue_backend(location, options.pop("namespace", ""))
+    steps = OffLoopBackend(OffLoop.of(backend))
+    return AsyncJobQueue(steps, description=f"memory://{location}", on_close=release, **options)
+
+
+def _sqlite_queue_async(location: str, options: dict[str, Any]) -> AsyncTaskQueue:
+    from jexkv.aio.queue import AsyncJobQueue
+    from jexkv.offloop import OffLoop
+    from jexkv.sqlite.queue import sqlite_queue_backend
+    from jexkv.tasks import OffLoopBackend
+
+    build = partial(
+        sqlite_queue_backend,
+        location,
+        options.pop("namespace", ""),
+        options.pop("busy_timeout_ms", 10_000),
+    )
+    steps = OffLoopBackend(OffLoop(build))
+    return AsyncJobQueue(steps, description=_sqlite_description(location), **options)
+
+
+def _redis_queue_async(location: str, options: dict[str, Any]) -> AsyncTaskQueue:
+    from jexkv.aio.queue import AsyncJobQueue
+    from jexkv.redis.aio_queue import AsyncRedisQueueBackend
+    from jexkv.redis.queue import queue_options
+    from jexkv.resp.aio_connect import async_client_for_url
+
+    backend_options, queue = queue_options(options)
+    client = async_client_for_url(location, options)
+    backend = AsyncRedisQueueBackend(client, **backend_options)
+    return AsyncJobQueue(backend, description=repr(client), **queue)
+
+
+_ASYNC_KV_FACTORIES: dict[str, Callable[[str, dict[str, Any]], AsyncKVStore]] = {
+    "memory": _memory_kv_async,
+    "sqlite": _sqlite_kv_async,
+    "redis": _redis_kv_async,
+}
+_ASYNC_QUEUE_FACTORIES: dict[str, Callable[[str, dict[str, Any]], AsyncTaskQueue]] = {
+    "memory": _memory_queue_async,
+    "sqlite": _sqlite_queue_async,
+    "redis": _redis_queue_async,
+}
+
+
+def open_async_kv(url: str | None = None, **options: Any) -> AsyncKVStore:
+    """jexkv.aio.open_kv: the store a URL names, for asyncio code; no I/O yet."""
+    scheme, location, opts = parse_url(url, options, "kv")
+    if "namespace" in opts:
+        check_namespace(opts["namespace"])  # here, not at the first call
+    return _ASYNC_KV_FACTORIES[scheme](location, opts)
+
+
+def open_async_queue(url: str | None = None, **options: Any) -> AsyncTaskQueue:
+    """jexkv.aio.open_queue: the task queue a URL names, for asyncio code; no I/O yet."""
+    scheme, location, opts = parse_url(url, options, "queue")
+    if "namespace" in opts:
+        check_namespace(opts["namespace"])
+    return _ASYNC_QUEUE_FACTORIES[scheme](location, opts)

@@ -18,9 +18,10 @@ from typing import Any, Callable
 from jexkv import engine
 from jexkv.contracts import QueueBackend
 from jexkv.engine import Program, Queue, Settings, is_async_handler
-from jexkv.errors import ClosedError, ConfigError
+from jexkv.errors import ClosedError
 from jexkv.jobs import Job
 from jexkv.programs import drive
+from jexkv.queue_args import already_registered
 
 __all__ = ["Workers"]
 
@@ -82,7 +83,7 @@ class Workers:
             if self.stopping.is_set():
                 raise ClosedError("this task queue is closed")
             if queue in self._queues:
-                raise ConfigError(f"queue {queue!r} has a worker already on this TaskQueue")
+                raise already_registered(queue)
             q = self._queues[queue] = Queue(queue, handler)
             if is_async_handler(handler):
                 if self._tasks is None:

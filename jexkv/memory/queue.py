@@ -15,7 +15,7 @@ import itertools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from jexkv import forks
 from jexkv.clock import steady_due_ms, steady_ms
@@ -410,12 +410,17 @@ class MemoryQueueBackend:
 _spaces = Registry()
 
 
+def memory_queue_backend(
+    name: str, namespace: str
+) -> tuple[MemoryQueueBackend, Callable[[], None]]:
+    """The backend of ``memory://NAME`` in ``namespace``, and what releases its space."""
+    space = _spaces.acquire(name, MemoryQueueSpace)
+    return MemoryQueueBackend(space, namespace), lambda: _spaces.release(
+        name, space, lambda _: None
+    )
+
+
 def open_memory_queue(name: str = "", *, namespace: str = "", **options: Any) -> JobQueue:
     """A task queue in this process; ``memory://NAME`` shares its jobs by name."""
-    space = _spaces.acquire(name, MemoryQueueSpace)
-    return JobQueue(
-        MemoryQueueBackend(space, namespace),
-        description=f"memory://{name}",
-        on_close=lambda: _spaces.release(name, space, lambda _: None),
-        **options,
-    )
+    backend, release = memory_queue_backend(name, namespace)
+    return JobQueue(backend, description=f"memory://{name}", on_close=release, **options)

@@ -119,7 +119,10 @@ class AsyncRedisQueueBackend:
     async def is_paused(self, queue: str) -> bool:
         return await self._run(self._ops.is_paused(queue))
 
-    async def close(self) -> None:
+    async def ready(self) -> None:
+        """Nothing to open: the client connects on its first command."""
+
+    async def aclose(self) -> None:
         if self._markers is not None:
             await self._markers.aclose()
         await self._client.aclose()

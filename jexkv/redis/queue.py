@@ -137,25 +137,30 @@ class RedisQueueBackend:
         self._client.close()
 
 
+QUEUE_OPTIONS = ("lease_ms", "keep_completed", "keep_dead", "max_stalls")
+
+
+def queue_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Redis queue URL's options split: (the backend's keywords, the queue's), leaving
+    the client's own in ``options``."""
+    prefix = options.pop("prefix", "bull")
+    if not prefix or any(c in prefix for c in "\r\n "):
+        raise ConfigError(f"option 'prefix' must be a non-empty str without spaces, got {prefix!r}")
+    queue = {name: options.pop(name) for name in QUEUE_OPTIONS if name in options}
+    backend = dict(
+        prefix=prefix,
+        namespace=options.pop("namespace", ""),
+        keep_completed=queue.get("keep_completed", 0),
+        keep_dead=queue.get("keep_dead"),
+    )
+    return backend, queue
+
+
 def open_redis_queue(location: str, options: dict[str, Any]) -> JobQueue:
     """A task queue on Redis in BullMQ's layout; ``location`` is the Redis URL."""
     from jexkv.resp.connect import client_for_url
 
-    prefix = options.pop("prefix", "bull")
-    if not prefix or any(c in prefix for c in "\r\n "):
-        raise ConfigError(f"option 'prefix' must be a non-empty str without spaces, got {prefix!r}")
-    namespace = options.pop("namespace", "")
-    queue_options = {
-        name: options.pop(name)
-        for name in ("lease_ms", "keep_completed", "keep_dead", "max_stalls")
-        if name in options
-    }
+    backend_options, queue = queue_options(options)
     client = client_for_url(location, options)
-    backend = RedisQueueBackend(
-        client,
-        prefix=prefix,
-        namespace=namespace,
-        keep_completed=queue_options.get("keep_completed", 0),
-        keep_dead=queue_options.get("keep_dead"),
-    )
-    return JobQueue(backend, description=repr(client), **queue_options)
+    backend = RedisQueueBackend(client, **backend_options)
+    return JobQueue(backend, description=repr(client), **queue)

@@ -39,6 +39,7 @@ _PROMOTE_BATCH = 1000  # delayed jobs made ready per fetch, at most
 class SQLiteQueueBackend:
     def __init__(self, db: Database, namespace: str = "") -> None:
         self._db = db
+        self.path = db.path
         self._ns = check_namespace(namespace)
         self._wakeups = Wakeups()
         self._watch = CommitWatch(db, self._wakeups)
@@ -318,11 +319,15 @@ class SQLiteQueueBackend:
         self._db.close()
 
 
+def sqlite_queue_backend(path: str, namespace: str, busy_timeout_ms: int) -> SQLiteQueueBackend:
+    """The queue backend in the SQLite file ``path`` (opened, created if need be)."""
+    check_namespace(namespace)  # before the file is opened
+    return SQLiteQueueBackend(Database(path, busy_timeout_ms=busy_timeout_ms), namespace)
+
+
 def open_sqlite_queue(
     path: str, *, namespace: str = "", busy_timeout_ms: int = 10_000, **options: Any
 ) -> JobQueue:
     """A task queue in a SQLite file that threads and processes may share."""
-    db = Database(path, busy_timeout_ms=busy_timeout_ms)
-    return JobQueue(
-        SQLiteQueueBackend(db, namespace), description=f"sqlite:///{db.path}", **options
-    )
+    backend = sqlite_queue_backend(path, namespace, busy_timeout_ms)
+    return JobQueue(backend, description=f"sqlite:///{backend.path}", **options)

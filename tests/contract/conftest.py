@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 import jexkv
+import jexkv.aio
+from tests.aio_facade import LoopThread, SyncFacade
 from tests.helpers import ended_at_teardown
 
 ADAPTERS: dict[str, Callable[[Path, str], str]] = {
@@ -83,10 +85,40 @@ def queue_url(request, tmp_path, unique_name) -> str:
     return url
 
 
+# Each contract test runs on both APIs: "sync" (jexkv.open_kv / open_queue) and "async"
+# (jexkv.aio's, driven on an event loop in a background thread through a sync facade).
+APIS = ["sync", "async"]
+
+
+@pytest.fixture(params=APIS)
+def api(request) -> str:
+    if request.param == "async" and request.node.get_closest_marker("sync_api_only"):
+        pytest.skip(request.node.get_closest_marker("sync_api_only").args[0])
+    return request.param
+
+
 @pytest.fixture
-def open_kv_on_same_backend(kv_url):
-    """``factory(**options)``: another store on this test's backend."""
-    yield from ended_at_teardown(partial(jexkv.open_kv, kv_url), lambda store: store.close())
+def test_loop(api):
+    """The event loop the async API's objects of this test run on (None for the sync API)."""
+    if api == "sync":
+        yield None
+        return
+    loop = LoopThread()
+    yield loop
+    loop.stop()
+
+
+def _opener(api: str, test_loop: LoopThread | None, sync_open: Any, async_open: Any, url: str):
+    if api == "sync":
+        return partial(sync_open, url)
+    return lambda **options: SyncFacade(async_open(url, **options), test_loop)
+
+
+@pytest.fixture
+def open_kv_on_same_backend(kv_url, api, test_loop):
+    """``factory(**options)``: another store on this test's backend, through this test's API."""
+    opener = _opener(api, test_loop, jexkv.open_kv, jexkv.aio.open_kv, kv_url)
+    yield from ended_at_teardown(opener, lambda store: store.close())
 
 
 @pytest.fixture
@@ -101,10 +133,11 @@ QUEUE_CLOSE_TIMEOUT_MS = 2000
 
 
 @pytest.fixture
-def open_queue_on_same_backend(queue_url):
-    """``factory(**options)``: a TaskQueue on this test's backend (the URL of ``queue_url``)."""
+def open_queue_on_same_backend(queue_url, api, test_loop):
+    """``factory(**options)``: a TaskQueue on this test's backend (the URL of ``queue_url``),
+    through this test's API."""
     yield from ended_at_teardown(
-        partial(jexkv.open_queue, queue_url),
+        _opener(api, test_loop, jexkv.open_queue, jexkv.aio.open_queue, queue_url),
         lambda queue: queue.close(timeout_ms=QUEUE_CLOSE_TIMEOUT_MS),
     )
 

@@ -40,8 +40,14 @@ def _state(q, job_id):
     return None if job is None else job.state
 
 
-def _worker_threads():
-    return [t for t in threading.enumerate() if t.name.startswith(f"jexkv-worker-{QUEUE}-")]
+def _live_slots(test_loop):
+    """The names of the queue's live worker slots: threads on the sync API, tasks of the
+    test's loop on jexkv.aio."""
+    prefix = f"jexkv-worker-{QUEUE}-"
+    if test_loop is None:
+        return sorted(t.name for t in threading.enumerate() if t.name.startswith(prefix))
+    tasks = test_loop.call(asyncio.all_tasks)
+    return sorted(t.get_name() for t in tasks if t.get_name().startswith(prefix) and not t.done())
 
 
 def test_the_attempt_fails_at_once_and_is_retried(open_queue_on_same_backend, kind):
@@ -80,7 +86,9 @@ def test_the_last_attempt_goes_dead_with_the_error(open_queue_on_same_backend, k
     assert q.counts(QUEUE)["active"] == 0
 
 
-def test_the_thread_goes_on_with_the_next_jobs(open_queue_on_same_backend, kind, caplog):
+def test_the_thread_goes_on_with_the_next_jobs(
+    open_queue_on_same_backend, kind, caplog, test_loop
+):
     make, error = kind
     caplog.set_level(logging.ERROR, logger="jexkv")
     q = open_queue_on_same_backend(lease_ms=LEASE_MS, keep_completed=100)
@@ -101,15 +109,13 @@ def test_the_thread_goes_on_with_the_next_jobs(open_queue_on_same_backend, kind,
     )
     assert sorted(done) == list(range(5))
     assert _state(q, bad.id) == "dead"
-    threads = _worker_threads()
-    assert [t.name for t in threads] == [f"jexkv-worker-{QUEUE}-1"]
-    assert threads[0].is_alive()
+    assert _live_slots(test_loop) == [f"jexkv-worker-{QUEUE}-1"]
     lines = [r.getMessage() for r in caplog.records if bad.id in r.getMessage()]
     said = [line for line in lines if error in line and "BaseException" in line]
     assert any("goes on" in line for line in said), lines
 
 
-def test_every_thread_of_a_pool_lives_on(open_queue_on_same_backend, kind):
+def test_every_thread_of_a_pool_lives_on(open_queue_on_same_backend, kind, test_loop):
     make, _ = kind
     q = open_queue_on_same_backend(lease_ms=LEASE_MS)
     jobs = [q.enqueue(QUEUE, "bad", attempts=1) for _ in range(8)]
@@ -119,6 +125,4 @@ def test_every_thread_of_a_pool_lives_on(open_queue_on_same_backend, kind):
 
     q.register_worker(QUEUE, handler, concurrency=3)
     assert wait_for(lambda: q.counts(QUEUE)["dead"] == len(jobs), timeout=15), q.counts(QUEUE)
-    threads = _worker_threads()
-    assert sorted(t.name for t in threads) == [f"jexkv-worker-{QUEUE}-{i}" for i in (1, 2, 3)]
-    assert all(t.is_alive() for t in threads)
+    assert _live_slots(test_loop) == [f"jexkv-worker-{QUEUE}-{i}" for i in (1, 2, 3)]

@@ -1,0 +1,169 @@
+"""AsyncJobQueue: the asyncio TaskQueue over any async queue backend.
+
+Rules:
+* Arguments are checked by jexkv/queue_args.py, as the sync JobQueue checks them, before the
+  backend is touched; the backend's steps are coroutines: AsyncRedisQueueBackend (the
+  asyncio client, no thread), or an OffLoopBackend over the memory (inline) or SQLite (in
+  threads) backend.
+* Workers run on the loop that registers them (jexkv/tasks.py's TaskWorkers, the engine's
+  programs as tasks): an ``async def`` handler as tasks, a plain one in threads.
+* ``aclose(timeout_ms)`` stops fetching, lets running handlers finish up to the timeout,
+  cancels the rest and hands their jobs back (or leaves them to their leases): never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable
+
+from jexkv.engine import Queue, Settings
+from jexkv.errors import ClosedError, ConfigError
+from jexkv.jobs import Backoff, Job
+from jexkv.namespaces import check_queue_name
+from jexkv.queue_args import (
+    check_close,
+    check_enqueue,
+    check_enqueue_many,
+    check_job,
+    check_list,
+    check_retry,
+    check_worker,
+    log_abandoned,
+)
+from jexkv.tasks import TaskWorkers
+
+__all__ = ["AsyncJobQueue"]
+
+log = logging.getLogger("jexkv")
+
+
+class AsyncJobQueue:
+    """A task queue for asyncio code: enqueue from any task, run jobs on this loop."""
+
+    def __init__(
+        self,
+        backend: Any,
+        *,
+        description: str,
+        lease_ms: int = 30_000,
+        keep_completed: int = 0,
+        keep_dead: int | None = None,
+        max_stalls: int = 1,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self._backend = backend
+        self._description = description
+        self._settings = Settings(lease_ms, keep_completed, keep_dead, max_stalls)
+        self._on_close = on_close
+        self._closed = False
+        self._workers: TaskWorkers | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"this task queue on {self._description} is closed")
+
+    async def enqueue(
+        self,
+        queue: str,
+        name: str,
+        payload: Any = None,
+        *,
+        delay_ms: int = 0,
+        attempts: int = 1,
+        backoff: None | int | Backoff = None,
+        priority: int = 0,
+        job_id: str | None = None,
+    ) -> Job:
+        self._check_open()
+        new = check_enqueue(queue, name, payload, delay_ms, attempts, backoff, priority, job_id)
+        return (await self._backend.add(queue, [new]))[0]  # type: ignore[no-any-return]
+
+    async def enqueue_many(self, queue: str, jobs: Iterable[Mapping[str, Any]]) -> list[Job]:
+        self._check_open()
+        checked = check_enqueue_many(queue, jobs)
+        return await self._backend.add(queue, checked) if checked else []
+
+    def register_worker(
+        self, queue: str, handler: Callable[[Job], Any], *, concurrency: int = 1
+    ) -> None:
+        """Run ``handler`` on the jobs of ``queue``, ``concurrency`` at once, as tasks of the
+        running loop (a plain handler in threads of its own)."""
+        self._check_open()
+        name = check_worker(queue, handler, concurrency)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise ConfigError(
+                "register_worker() of jexkv.aio must be called while an event loop runs "
+                "(from async code); the sync jexkv.open_queue() runs workers without one"
+            ) from None
+        if self._workers is None:
+            self._loop = loop
+            self._workers = TaskWorkers(self._backend, self._settings)
+        elif loop is not self._loop:
+            raise ConfigError("this queue's workers run on another event loop")
+        self._workers.start(Queue(name, handler), concurrency, handler)
+
+    async def get_job(self, queue: str, job_id: str) -> Job | None:
+        self._check_open()
+        return await self._backend.get(check_job(queue, job_id), job_id)  # type: ignore[no-any-return]
+
+    async def counts(self, queue: str) -> dict[str, int]:
+        self._check_open()
+        return await self._backend.counts(check_queue_name(queue))  # type: ignore[no-any-return]
+
+    async def dead_letters(self, queue: str, *, limit: int = 100) -> list[Job]:
+        return await self.jobs(queue, "dead", limit=limit)
+
+    async def jobs(self, queue: str, state: str = "waiting", *, limit: int = 100) -> list[Job]:
+        self._check_open()
+        name = check_list(queue, state, limit)
+        return await self._backend.list_jobs(name, state, limit)  # type: ignore[no-any-return]
+
+    async def retry_dead(self, queue: str, job_id: str | None = None) -> int:
+        self._check_open()
+        return await self._backend.retry_dead(check_retry(queue, job_id), job_id)  # type: ignore[no-any-return]
+
+    async def purge_dead(self, queue: str) -> int:
+        self._check_open()
+        return await self._backend.purge_dead(check_queue_name(queue))  # type: ignore[no-any-return]
+
+    async def pause(self, queue: str) -> None:
+        self._check_open()
+        await self._backend.set_paused(check_queue_name(queue), True)
+
+    async def resume(self, queue: str) -> None:
+        self._check_open()
+        await self._backend.set_paused(check_queue_name(queue), False)
+
+    async def is_paused(self, queue: str) -> bool:
+        self._check_open()
+        return await self._backend.is_paused(check_queue_name(queue))  # type: ignore[no-any-return]
+
+    async def aclose(self, timeout_ms: int | None = None) -> None:
+        """Stop fetching, let running handlers finish (up to ``timeout_ms``), cancel the
+        rest and hand their jobs back, release the backend."""
+        timeout_s = check_close(timeout_ms)
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._workers is not None:
+                cancelled = await self._workers.stop(timeout_s)
+                log_abandoned(timeout_ms, self._description, cancelled, "aclose")
+        finally:
+            await self._backend.aclose()
+            if self._on_close is not None:
+                self._on_close()
+
+    async def __aenter__(self) -> AsyncJobQueue:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<AsyncJobQueue {self._description}{' closed' if self._closed else ''}>"
