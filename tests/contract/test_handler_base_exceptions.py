@@ -86,9 +86,7 @@ def test_the_last_attempt_goes_dead_with_the_error(open_queue_on_same_backend, k
     assert q.counts(QUEUE)["active"] == 0
 
 
-def test_the_thread_goes_on_with_the_next_jobs(
-    open_queue_on_same_backend, kind, caplog, test_loop
-):
+def test_the_thread_goes_on_with_the_next_jobs(open_queue_on_same_backend, kind, caplog, test_loop):
     make, error = kind
     caplog.set_level(logging.ERROR, logger="jexkv")
     q = open_queue_on_same_backend(lease_ms=LEASE_MS, keep_completed=100)
