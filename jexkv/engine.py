@@ -28,6 +28,7 @@ import threading
 import time
 import traceback
 from collections.abc import Generator, Iterable
+from types import CoroutineType
 from typing import Any, Callable, Union
 
 from jexkv.codec import encode, printable
@@ -237,6 +238,9 @@ def slot_steps(q: Queue, settings: Settings, stopping: Callable[[], bool]) -> Pr
                 if fatal and claims:  # a BaseException that is no Exception: hand the rest back
                     yield from _release(q, claims)
                     claims = []
+            elif type(outcome) is CoroutineType:
+                outcome.close()  # never awaited: say so once, here, not as a warning later
+                yield from _fail(q, settings, job, token, _not_awaited(q.handler))
             else:
                 try:
                     result = encode(outcome)
@@ -259,6 +263,15 @@ def slot_steps(q: Queue, settings: Settings, stopping: Callable[[], bool]) -> Pr
         except Exception as exc:
             q.outage.failed(exc, "fetching jobs")
             yield (PAUSE, ERROR_PAUSE_S)
+
+
+def _not_awaited(handler: Callable[..., Any]) -> TypeError:
+    name = getattr(handler, "__qualname__", type(handler).__name__)
+    return TypeError(
+        f"the handler {name} returned a coroutine, which jexkv does not await: a plain "
+        "function that returns one is not an async handler; make the handler itself "
+        "`async def` (or its __call__)"
+    )
 
 
 def _release(q: Queue, claims: list[Claim]) -> Program:

@@ -115,6 +115,7 @@ class TaskWorkers:
         self._side: list[asyncio.Task[None]] = []  # the upkeep task and the watchdog
         self._stop_side = asyncio.Event()
         self._running: dict[str, str] = {}  # job id -> queue, of async handlers running now
+        self._ran: dict[str, str] = {}  # the same, of those that ran since the watchdog looked
 
     def queues(self) -> list[Queue]:
         return list(self._queues.values())
@@ -132,17 +133,17 @@ class TaskWorkers:
             pool = concurrent.futures.ThreadPoolExecutor(concurrency, f"jexkv-worker-{q.name}")
             self._pools.append(pool)
             run = functools.partial(self._run_in_thread, pool, handler)
+        if not self._side:  # the watchdog first: it must be looking when a slot starts
+            self._side.append(asyncio.ensure_future(self._watchdog()))
+            if self._upkeep:
+                program = engine.upkeep_steps(self.queues, self.settings, self._stop_side.is_set)
+                self._side.append(asyncio.ensure_future(self._drive(program, None)))
         stopping = self._is_stopping
         for i in range(1, concurrency + 1):
             program = engine.slot_steps(q, self.settings, stopping)
             task = asyncio.ensure_future(self._drive(program, run))
             self._name(task, f"jexkv-worker-{q.name}-{i}")
             self._tasks.append(task)
-        if not self._side:
-            if self._upkeep:
-                program = engine.upkeep_steps(self.queues, self.settings, self._stop_side.is_set)
-                self._side.append(asyncio.ensure_future(self._drive(program, None)))
-            self._side.append(asyncio.ensure_future(self._watchdog()))
 
     @staticmethod
     def _name(task: asyncio.Task[Any], name: str) -> None:
@@ -153,7 +154,7 @@ class TaskWorkers:
         return self.stopping
 
     async def _run_async(self, handler: Callable[[Job], Any], job: Job) -> Any:
-        self._running[job.id] = job.queue
+        self._running[job.id] = self._ran[job.id] = job.queue
         try:
             return await handler(job)
         except asyncio.CancelledError as exc:
@@ -202,9 +203,9 @@ class TaskWorkers:
             before = loop.time()
             await asyncio.sleep(_WATCH_S)
             late = loop.time() - before - _WATCH_S
-            if late >= BLOCKED_S and time.monotonic() - last_report >= _REPORT_EVERY_S:
-                last_report = time.monotonic()
-                jobs = ", ".join(f"{job} ({queue!r})" for job, queue in self._running.items())
+            if late >= BLOCKED_S and loop.time() - last_report >= _REPORT_EVERY_S:
+                last_report = loop.time()
+                jobs = ", ".join(f"{job} ({queue!r})" for job, queue in self._ran.items())
                 log.warning(
                     "the event loop was blocked for %.0f ms%s: an async handler must not "
                     "block (time.sleep, blocking I/O); await asyncio.sleep, or run blocking "
@@ -212,6 +213,7 @@ class TaskWorkers:
                     late * 1000,
                     f" while these jobs ran: {jobs}" if jobs else "",
                 )
+            self._ran = dict(self._running)
 
     async def stop(self, timeout_s: float | None) -> list[str]:
         """Stop fetching; let running handlers finish up to ``timeout_s``; then cancel the
