@@ -1,14 +1,21 @@
 """``jexkv worker MODULE:FUNCTION``: run the workers a user's setup function registers.
 
-Rule: the process stops gracefully on the first SIGINT or SIGTERM (no new jobs are
-fetched, running jobs finish and are recorded), and at once on the second. Each
-job's start, end, duration and failure is logged on stderr.
+Rules:
+* The process stops gracefully on the first SIGINT or SIGTERM (no new jobs are fetched,
+  running jobs finish and are recorded), and at once on the second. Each job's start, end,
+  duration and failure is logged on stderr.
+* A plain setup function gets a sync TaskQueue; the ``async def`` handlers it registers run
+  on the one event loop that TaskQueue owns. An ``async def`` setup function is awaited on
+  the process's event loop and gets a jexkv.aio queue (``await queue.enqueue(...)`` in it
+  works); every handler it registers runs on that loop (plain ones in threads).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
+import inspect
 import logging
 import os
 import signal
@@ -18,6 +25,7 @@ import time
 from typing import Any, Callable
 
 import jexkv
+from jexkv.engine import is_async_handler
 from jexkv.jobs import Job
 from jexkv.queue_args import already_registered
 from jexkv.urls import parse_url, redact_url
@@ -35,11 +43,13 @@ class _SetupQueue:
     """The TaskQueue handed to the setup function. register_worker applies the command's
     --concurrency as its default and logs every job; workers start only once the setup
     function has returned and "ready" is logged, so no job runs before that line. The
-    store is opened on first use, so a target that is no setup function creates nothing."""
+    store is opened on first use, so a target that is no setup function creates nothing.
+    ``open`` opens it: jexkv.open_queue, or jexkv.aio.open_queue for an async setup."""
 
-    def __init__(self, url: str, concurrency: int, target: str) -> None:
+    def __init__(self, url: str, concurrency: int, target: str, open: Callable[[str], Any]) -> None:
         self._url = url
-        self._opened: jexkv.TaskQueue | None = None
+        self._open = open
+        self._opened: Any = None
         self._concurrency = concurrency
         self._target = target
         self._pending: list[tuple[str, Callable[[Job], Any], int]] = []
@@ -73,14 +83,18 @@ class _SetupQueue:
         return getattr(self.queue, name)
 
     @property
-    def queue(self) -> jexkv.TaskQueue:
+    def queue(self) -> Any:
         if self._opened is None:
-            self._opened = jexkv.open_queue(self._url)
+            self._opened = self._open(self._url)
         return self._opened
 
     def close(self) -> None:
         if self._opened is not None:
             self._opened.close()
+
+    async def aclose(self) -> None:
+        if self._opened is not None:
+            await self._opened.aclose()
 
 
 # Attributes of a Job that a TaskQueue does not have.
@@ -88,18 +102,42 @@ _JOB_ONLY = frozenset(f.name for f in dataclasses.fields(Job)) - set(dir(jexkv.T
 
 
 def _logged(queue: str, handler: Callable[[Job], Any]) -> Callable[[Job], Any]:
-    def run(job: Job) -> Any:
+    """``handler``, logging each job's start and end; an async handler stays one."""
+
+    def started(job: Job) -> float:
         log.info("job %s (%s) on %s started", job.id, job.name, queue)
-        started = time.monotonic()
+        return time.monotonic()
+
+    def ended(job: Job, began: float, exc: BaseException | None) -> None:
+        took = (time.monotonic() - began) * 1000
+        if exc is None:
+            log.info("job %s (%s) on %s done in %.1f ms", job.id, job.name, queue, took)
+        else:
+            log.info("job %s (%s) on %s failed after %.1f ms: %s", job.id, job.name, queue, took,
+                     f"{type(exc).__name__}: {exc}")  # fmt: skip
+
+    if is_async_handler(handler):
+
+        async def run_async(job: Job) -> Any:
+            began = started(job)
+            try:
+                result = await handler(job)
+            except BaseException as exc:  # as the engine: a SystemExit fails the job too
+                ended(job, began, exc)
+                raise
+            ended(job, began, None)
+            return result
+
+        return run_async
+
+    def run(job: Job) -> Any:
+        began = started(job)
         try:
             result = handler(job)
         except BaseException as exc:  # as the engine: a SystemExit fails the job too
-            took = (time.monotonic() - started) * 1000
-            log.info("job %s (%s) on %s failed after %.1f ms: %s", job.id, job.name, queue, took,
-                     f"{type(exc).__name__}: {exc}")  # fmt: skip
+            ended(job, began, exc)
             raise
-        took = (time.monotonic() - started) * 1000
-        log.info("job %s (%s) on %s done in %.1f ms", job.id, job.name, queue, took)
+        ended(job, began, None)
         return result
 
     return run
@@ -128,22 +166,15 @@ def run_worker(url: str, target: str, concurrency: int) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     parse_url(url, {}, "queue")  # a bad URL fails here, before the setup runs
-    proxy = _SetupQueue(url, concurrency, target)
+    if inspect.iscoroutinefunction(setup):
+        return asyncio.run(_run_async(url, target, concurrency, setup))
+    proxy = _SetupQueue(url, concurrency, target, jexkv.open_queue)
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        if stop.is_set():
-            log.warning("second signal: stopping at once, running jobs are abandoned")
-            os._exit(1)
-        stop.set()
-
     try:
         setup(proxy)
-        if not proxy.registered:
-            raise UserError(f"{target} registered no worker (call queue.register_worker)")
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        log.info("worker ready: %s on %s", ", ".join(proxy.registered), redact_url(url))
+        _ready(proxy, target, url)
+        signal.signal(signal.SIGINT, lambda signum, frame: _on_signal(stop.is_set, stop.set))
+        signal.signal(signal.SIGTERM, lambda signum, frame: _on_signal(stop.is_set, stop.set))
         proxy.start()
         while not stop.wait(0.5):
             pass
@@ -152,3 +183,38 @@ def run_worker(url: str, target: str, concurrency: int) -> int:
         proxy.close()
     log.info("stopped")
     return 0
+
+
+async def _run_async(url: str, target: str, concurrency: int, setup: Callable[[Any], Any]) -> int:
+    """An ``async def`` setup: awaited, and its workers run, on this process's loop."""
+    import jexkv.aio
+
+    proxy = _SetupQueue(url, concurrency, target, jexkv.aio.open_queue)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        await setup(proxy)
+        _ready(proxy, target, url)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, _on_signal, stop.is_set, stop.set)
+        proxy.start()
+        await stop.wait()
+        log.info("stopping: waiting for running jobs (a second signal stops at once)")
+    finally:
+        await proxy.aclose()
+    log.info("stopped")
+    return 0
+
+
+def _ready(proxy: _SetupQueue, target: str, url: str) -> None:
+    if not proxy.registered:
+        raise UserError(f"{target} registered no worker (call queue.register_worker)")
+    log.info("worker ready: %s on %s", ", ".join(proxy.registered), redact_url(url))
+
+
+def _on_signal(stopping: Callable[[], bool], stop: Callable[[], None]) -> None:
+    """The first SIGINT/SIGTERM stops gracefully, the second at once."""
+    if stopping():
+        log.warning("second signal: stopping at once, running jobs are abandoned")
+        os._exit(1)
+    stop()
