@@ -8,7 +8,6 @@ that a test starts are killed at its end if they are still running.
 from __future__ import annotations
 
 import ast
-import itertools
 import json
 import pathlib
 import re
@@ -22,7 +21,7 @@ from typing import Any, Callable
 import pytest
 
 import jexkv
-from tests.helpers import REPO_ROOT, StartProcess, python_env, wait_for
+from tests.helpers import REPO_ROOT, python_env, wait_for
 
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.py"))
 TIMEOUT = 30.0  # seconds: the longest one CLI command may run
@@ -93,25 +92,6 @@ def _counts_text(out: str) -> dict[str, int]:
 
 def _module(folder: pathlib.Path, name: str, source: str) -> None:
     (folder / f"{name}.py").write_text(textwrap.dedent(source))
-
-
-@pytest.fixture
-def worker(start_process: StartProcess) -> Worker:
-    """Start ``python -m jexkv ... worker ...`` processes; any still running at the end is killed.
-
-    Each one's stderr goes to tmp_path/worker-N.err (see ``_err``).
-    """
-    numbers = itertools.count()
-
-    def start(*args: str) -> subprocess.Popen[bytes]:
-        return start_process(
-            ["-m", "jexkv", *args],
-            err=f"worker-{next(numbers)}.err",
-            env=_env(),
-            stdin=subprocess.DEVNULL,
-        )
-
-    return start
 
 
 def _err(folder: pathlib.Path, index: int = 0) -> str:

@@ -11,7 +11,7 @@ import signal
 import time
 
 import jexkv
-from tests.cli.test_cli import (  # noqa: F401 - ``worker`` is a fixture
+from tests.cli.test_cli import (
     DEADLINE,
     Worker,
     _err,
@@ -20,7 +20,6 @@ from tests.cli.test_cli import (  # noqa: F401 - ``worker`` is a fixture
     _state_counts,
     _wait_ready,
     ok_json,
-    worker,
 )
 from tests.helpers import wait_for
 
