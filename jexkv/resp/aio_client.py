@@ -36,10 +36,13 @@ class AsyncRedis(ClientSettings):
     """An asyncio Redis client: any task of the loop may call any method at any time."""
 
     def _start(self, max_connections: int) -> None:
-        self._slots = asyncio.Semaphore(max_connections) if max_connections else None
+        self._max_connections = max_connections
+        self._slots: asyncio.Semaphore | None = None  # made on the loop that uses it
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
         self._conn: AsyncConnection | None = None
         self._opening: asyncio.Future[AsyncConnection] | None = None
-        self._dedicated: set[AsyncConnection] = set()
+        # Each connection dedicated() gave, and the semaphore it holds a place of.
+        self._dedicated: dict[AsyncConnection, asyncio.Semaphore | None] = {}
         self._closed = False
 
     # -- connections -------------------------------------------------------------------
@@ -61,44 +64,60 @@ class AsyncRedis(ClientSettings):
         loop = asyncio.get_running_loop()
         if conn is not None and conn.is_connected and conn._loop is loop:
             return conn
+        if conn is not None and conn._loop is not loop:
+            conn.close()  # an earlier loop's (asyncio.run twice): this loop opens its own
         opening = self._opening
         if opening is None or opening.get_loop() is not loop:
-            opening = self._opening = loop.create_future()
-            try:
-                conn = await self._open()
-            except BaseException as exc:
-                self._opening = None
-                if not opening.done():
-                    opening.set_exception(exc)
-                    opening.exception()  # retrieved: others may be waiting, or none
-                raise
-            self._conn = conn
-            self._opening = None
-            opening.set_result(conn)
-            return conn
+            # A task of its own: a caller cancelled meanwhile stops only its own wait, and
+            # the others still get the connection.
+            opening = self._opening = loop.create_task(self._open())
+            opening.add_done_callback(self._opened)
         return await asyncio.shield(opening)
+
+    def _opened(self, opening: asyncio.Future[AsyncConnection]) -> None:
+        """The shared connection's opening ended (before any caller waiting for it resumes)."""
+        if self._opening is opening:
+            self._opening = None
+        if opening.cancelled() or opening.exception() is not None:  # retrieved: none may wait
+            return
+        conn = opening.result()
+        if self._closed:  # closed while it opened
+            conn.close()
+        else:
+            self._conn = conn
 
     async def dedicated(self, **overrides: Any) -> AsyncConnection:
         """A connection of the caller's own (for blocking commands, WATCH, pub/sub), counted
         against ``max_connections``; give it back with :meth:`give_back`."""
-        if self._slots is not None:
-            await self._slots.acquire()
+        slots = self._slots_here()
+        if slots is not None:
+            await slots.acquire()
         try:
             conn = await self._open(**overrides)
         except BaseException:
-            if self._slots is not None:
-                self._slots.release()
+            if slots is not None:
+                slots.release()
             raise
-        self._dedicated.add(conn)
+        self._dedicated[conn] = slots
         return conn
+
+    def _slots_here(self) -> asyncio.Semaphore | None:
+        """The bound of ``max_connections`` for this loop (an asyncio semaphore serves the
+        one loop it first waited on; a client used from another loop makes a new one)."""
+        if not self._max_connections:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots_loop is not loop:
+            self._slots, self._slots_loop = asyncio.Semaphore(self._max_connections), loop
+        return self._slots
 
     def give_back(self, conn: AsyncConnection) -> None:
         """Close a connection :meth:`dedicated` gave (it is never lent to another)."""
         conn.close()
         if conn in self._dedicated:
-            self._dedicated.discard(conn)
-            if self._slots is not None:
-                self._slots.release()
+            slots = self._dedicated.pop(conn)
+            if slots is not None:
+                slots.release()
 
     # -- commands ----------------------------------------------------------------------
 
@@ -111,7 +130,8 @@ class AsyncRedis(ClientSettings):
                 return await self._blocking(pack_command(*args), timeout)
         packed = pack_command(*args)
         conn = self._conn
-        if conn is not None and conn.is_connected:  # the common case, in one frame
+        # The common case, in one frame: the shared connection is open, on this loop.
+        if conn is not None and conn.is_connected and conn._loop is asyncio.get_running_loop():
             try:
                 reply = await conn.request(packed, timeout)
             except BackendUnavailable as exc:
@@ -151,7 +171,7 @@ class AsyncRedis(ClientSettings):
 
     async def _send_packed(self, packed: bytes, name: str, timeout: float | None) -> Any:
         conn = self._conn
-        if conn is not None and conn.is_connected:
+        if conn is not None and conn.is_connected and conn._loop is asyncio.get_running_loop():
             try:
                 return await conn.request(packed, timeout)  # the common case: no retry frame
             except BackendUnavailable as exc:
@@ -262,7 +282,7 @@ class AsyncPipeline(Commands):
         try:
             conn = watching or await self._client._shared()
             futures = conn.requests(pack_commands(commands), len(commands))
-            replies = [await future for future in futures]
+            replies = list(await asyncio.gather(*futures))  # every error retrieved
         finally:
             if watching is not None:
                 self._client.give_back(watching)

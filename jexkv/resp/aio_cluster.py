@@ -96,10 +96,14 @@ class AsyncRedisCluster(ClusterSettings):
 
     async def execute_command(self, *args: Any, timeout: float | None = None) -> Any:
         name = command_name(args[0]) if args else ""
+        blocking = False
         if timeout is None:
             timeout = blocking_timeout(name, args, self.socket_timeout)
+            blocking = timeout is not None
         slot = command_slot(args)
-        return await self.execute_routed(slot, pack_command(*args), name, timeout)
+        return await self.execute_routed(
+            slot, pack_command(*args), name, timeout, blocking=blocking
+        )
 
     async def execute_routed(
         self,
@@ -109,8 +113,10 @@ class AsyncRedisCluster(ClusterSettings):
         timeout: float | None = None,
         *,
         lua: str | None = None,
+        blocking: bool = False,
     ) -> Any:
-        """Send a packed command to the primary of ``slot``, following redirections."""
+        """Send a packed command to the primary of ``slot``, following redirections; a
+        ``blocking`` one on a connection of its own (it would hold the node's shared one)."""
         asking: AsyncRedis | None = None
         redirects = self._redirects()
         while True:
@@ -119,6 +125,8 @@ class AsyncRedisCluster(ClusterSettings):
                 if asking is not None:
                     asking = None
                     return await self._asking(node, packed, timeout)
+                if blocking and timeout is not None:
+                    return await node._blocking(packed, timeout)
                 return await node.execute_packed(packed, name, timeout=timeout)
             except NoScriptError:
                 if lua is None:
@@ -140,9 +148,8 @@ class AsyncRedisCluster(ClusterSettings):
     async def _asking(self, node: AsyncRedis, packed: bytes, timeout: float | None) -> Any:
         """``ASKING`` and the command, written together: the target takes it once."""
         conn = await node._shared()
-        asking, reply = conn.requests(pack_command("ASKING") + packed, 2, timeout)
-        await asking
-        result = await reply
+        futures = conn.requests(pack_command("ASKING") + packed, 2, timeout)
+        _, result = await asyncio.gather(*futures)  # a failure of both is retrieved once each
         if isinstance(result, ErrorReply):
             raise server_error(result)
         return result

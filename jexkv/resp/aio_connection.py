@@ -44,6 +44,17 @@ def _lost(text: str, sent: bool) -> BackendUnavailable:
     return exc
 
 
+def _shut(transport: asyncio.Transport) -> None:
+    """End a connection whose loop is closed, where ``abort()`` would need that loop: the
+    server sees it end now, and the socket is freed with the transport."""
+    sock = transport.get_extra_info("socket")
+    try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # gone already
+
+
 class AsyncConnection(Endpoint, asyncio.Protocol):
     """A connection to one Redis server, speaking RESP3 (or RESP2 on old servers), shared by
     the tasks of one loop; its settings are ``Endpoint``'s."""
@@ -143,7 +154,10 @@ class AsyncConnection(Endpoint, asyncio.Protocol):
             self._closed_error = _lost(text, True)
         transport, self._transport = self._transport, None
         if transport is not None:
-            transport.abort()
+            if self._loop is not None and self._loop.is_closed():
+                _shut(transport)  # its loop has ended (asyncio.run returned): no abort()
+            else:
+                transport.abort()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
