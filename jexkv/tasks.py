@@ -34,6 +34,7 @@ from jexkv import engine
 from jexkv.contracts import QueueBackend
 from jexkv.engine import Program, Queue, Raised, Settings, is_async_handler
 from jexkv.errors import ClosedError
+from jexkv.group_commit import GroupCommit
 from jexkv.jobs import Job
 from jexkv.offloop import OffLoop
 from jexkv.programs import drive_async
@@ -109,6 +110,7 @@ class TaskWorkers:
         self.stopping = False
         self._cancelling = False
         self._queues: dict[str, Queue] = {}
+        self._commits: dict[str, GroupCommit] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._pools: list[concurrent.futures.ThreadPoolExecutor] = []
         self._upkeep = upkeep
@@ -127,6 +129,7 @@ class TaskWorkers:
         if q.name in self._queues:
             raise already_registered(q.name)
         self._queues[q.name] = q
+        self._commits[q.name] = GroupCommit(q.name, self.backend.complete, self.backend.release)
         if is_async_handler(handler):
             run = functools.partial(self._run_async, handler)
         else:
@@ -185,6 +188,8 @@ class TaskWorkers:
                 return await self._pause(step[1])
             if op == engine.SEEN:
                 return b.seen(step[1])  # no I/O: the wake-ups' own count
+            if op == engine.COMPLETE:  # the slots that finish together: one backend call
+                return await self._commits[step[1]].complete(*step[2:])
             return await getattr(b, op)(*step[1:])
 
         await b.ready()
