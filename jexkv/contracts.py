@@ -125,6 +125,11 @@ class TaskQueue(Protocol):
     def get_job(self, queue: str, job_id: str) -> Job | None:
         """The job, if it is still kept."""
 
+    def wait_for(self, queue: str, job_id: str, *, timeout_ms: int | None = None) -> Job:
+        """The job once it has finished (``completed`` with its result, ``dead`` with its
+        error), even when finished jobs are not kept; WaitTimeout if ``timeout_ms`` passes
+        first, JobNotFound for an id no job on the queue has."""
+
     def counts(self, queue: str) -> dict[str, int]:
         """Jobs per state: waiting, delayed, active, completed, dead."""
 
@@ -227,6 +232,12 @@ class QueueBackend(Protocol):
         """Requeue (or kill) active jobs whose lease ran out; at most once per interval."""
 
     def get(self, queue: str, job_id: str) -> Job | None: ...
+
+    def wait_for(
+        self, queue: str, job_id: str, timeout_ms: int | None, keep: int, keep_dead: int | None
+    ) -> Job:
+        """The job once it has finished (jexkv/waiting.py); ``keep``/``keep_dead``: the
+        caller's keep rules, applied again to a job its wait kept."""
 
     def counts(self, queue: str) -> dict[str, int]: ...
 

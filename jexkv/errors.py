@@ -10,6 +10,8 @@
     ├── WrongTypeError (TypeError)  an operation on a value of the wrong kind (incr on text)
     ├── ClosedError                 a call on a store or queue after close()
     ├── Unrecoverable               raised by a job handler: dead-letter the job now, no retry
+    ├── WaitTimeout (TimeoutError)  wait_for gave up before the job finished
+    ├── JobNotFound (LookupError)   wait_for was given an id no job on that queue has
     └── BackendError                the storage behind the store failed
         ├── BackendUnavailable      it cannot be reached or opened (I/O error, refused)
         ├── BackendTimeout          it stayed busy past the deadline (a locked SQLite file)
@@ -30,9 +32,11 @@ __all__ = [
     "InvalidArgument",
     "InvalidArgumentType",
     "JexkvError",
+    "JobNotFound",
     "ProtocolError",
     "SerializationError",
     "Unrecoverable",
+    "WaitTimeout",
     "WrongTypeError",
 ]
 
@@ -69,6 +73,15 @@ class ClosedError(JexkvError):
 
 class Unrecoverable(JexkvError):
     """Raise it in a job handler to send the job to the dead-letter state at once."""
+
+
+class WaitTimeout(JexkvError, TimeoutError):
+    """``wait_for`` gave up: the job had not finished when ``timeout_ms`` passed."""
+
+
+class JobNotFound(JexkvError, LookupError):
+    """``wait_for`` was given the id of no job on that queue (never added, or finished and
+    removed before the wait began)."""
 
 
 class BackendError(JexkvError):

@@ -105,6 +105,14 @@ def check_retry(queue: object, job_id: object) -> str:
     return name
 
 
+def check_wait(queue: object, job_id: object, timeout_ms: object) -> str:
+    """The queue name of ``wait_for(queue, job_id, timeout_ms=...)``, all three checked."""
+    name = check_job(queue, job_id)
+    if timeout_ms is not None and (type(timeout_ms) is not int or timeout_ms < 0):
+        raise InvalidArgument(f"timeout_ms must be an int >= 0 or None, got {timeout_ms!r}")
+    return name
+
+
 def check_close(timeout_ms: object) -> float | None:
     """The timeout of ``close(timeout_ms)`` in seconds (None: no bound)."""
     if timeout_ms is None:

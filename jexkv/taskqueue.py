@@ -23,6 +23,7 @@ from jexkv.queue_args import (
     check_job,
     check_list,
     check_retry,
+    check_wait,
     check_worker,
     log_abandoned,
 )
@@ -50,7 +51,8 @@ class JobQueue:
         self._on_close = on_close
         self._closed = False
         self._close_lock = threading.Lock()
-        self._workers = Workers(backend, Settings(lease_ms, keep_completed, keep_dead, max_stalls))
+        self._settings = Settings(lease_ms, keep_completed, keep_dead, max_stalls)
+        self._workers = Workers(backend, self._settings)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -88,6 +90,14 @@ class JobQueue:
     def get_job(self, queue: str, job_id: str) -> Job | None:
         self._check_open()
         return self._backend.get(check_job(queue, job_id), job_id)
+
+    def wait_for(self, queue: str, job_id: str, *, timeout_ms: int | None = None) -> Job:
+        """The job once it has finished: ``completed`` with its result, or ``dead`` with its
+        error; WaitTimeout when ``timeout_ms`` passes first (jexkv/waiting.py)."""
+        self._check_open()
+        name = check_wait(queue, job_id, timeout_ms)
+        s = self._settings
+        return self._backend.wait_for(name, job_id, timeout_ms, s.keep_completed, s.keep_dead)
 
     def counts(self, queue: str) -> dict[str, int]:
         self._check_open()

@@ -39,6 +39,7 @@ from jexkv.jobs import Job
 from jexkv.offloop import OffLoop
 from jexkv.programs import drive_async
 from jexkv.queue_args import already_registered
+from jexkv.waiting import wait_local_async
 
 __all__ = ["BLOCKED_S", "LoopWorkers", "OffLoopBackend", "TaskWorkers"]
 
@@ -87,6 +88,20 @@ class OffLoopBackend:
 
     async def wait(self, queue: str, seen: int, timeout_s: float) -> None:
         await self._backend().wait_async(queue, seen, timeout_s)
+
+    # wait_for (jexkv/waiting.py): its steps off the loop, its sleeps on it.
+
+    async def wait_for(
+        self, queue: str, job_id: str, timeout_ms: int | None, keep: int, keep_dead: int | None
+    ) -> Job:
+        await self.ready()
+        return await wait_local_async(self, queue, job_id, timeout_ms, keep, keep_dead)
+
+    def finish_seen(self, queue: str) -> int:
+        return self._backend().finish_seen(queue)  # type: ignore[no-any-return]
+
+    async def finish_wait(self, queue: str, seen: int, timeout_s: float) -> None:
+        await self._backend().finish_wait_async(queue, seen, timeout_s)
 
     async def aclose(self) -> None:
         await self.off.close(lambda backend: backend.close())

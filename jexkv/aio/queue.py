@@ -29,6 +29,7 @@ from jexkv.queue_args import (
     check_job,
     check_list,
     check_retry,
+    check_wait,
     check_worker,
     log_abandoned,
 )
@@ -110,6 +111,15 @@ class AsyncJobQueue:
     async def get_job(self, queue: str, job_id: str) -> Job | None:
         self._check_open()
         return await self._backend.get(check_job(queue, job_id), job_id)  # type: ignore[no-any-return]
+
+    async def wait_for(self, queue: str, job_id: str, *, timeout_ms: int | None = None) -> Job:
+        """The job once it has finished (TaskQueue.wait_for); other tasks run meanwhile."""
+        self._check_open()
+        name = check_wait(queue, job_id, timeout_ms)
+        s = self._settings
+        return await self._backend.wait_for(  # type: ignore[no-any-return]
+            name, job_id, timeout_ms, s.keep_completed, s.keep_dead
+        )
 
     async def counts(self, queue: str) -> dict[str, int]:
         self._check_open()

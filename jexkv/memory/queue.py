@@ -10,6 +10,7 @@ Payloads and results are kept as JSON text, so every snapshot is a fresh copy.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import threading
@@ -25,6 +26,7 @@ from jexkv.jobs import STATES, Backoff, Job, NewJob, is_job_id, job_from, stalle
 from jexkv.memory.registry import Registry
 from jexkv.namespaces import check_namespace, qualify
 from jexkv.taskqueue import JobQueue
+from jexkv.waiting import wait_local
 from jexkv.wakeups import Wakeups
 
 __all__ = ["MemoryQueueBackend", "MemoryQueueSpace", "open_memory_queue"]
@@ -75,6 +77,11 @@ class MemoryQueueSpace:
         self.lock = threading.Lock()
         self.queues: dict[str, _Queue] = {}
         self.wakeups = Wakeups()
+        # wait_for (jexkv/waiting.py): how many wait for each (queue, job id), the finished
+        # records kept for them, and the wake-ups of finished jobs.
+        self.watched: dict[tuple[str, str], int] = {}
+        self.finished: dict[tuple[str, str], _Rec] = {}
+        self.finishes = Wakeups()
         forks.hold(self)  # a child never inherits it taken (README, "Forking")
 
     def queue(self, name: str) -> _Queue:
@@ -153,10 +160,14 @@ class MemoryQueueBackend:
         rec.finished_at = now
         q.active.pop(rec.id, None)
         kept = q.completed if state == "completed" else q.dead
+        rec.state = state
+        key = (q.name, rec.id)
+        if key in self._space.watched:  # a copy for its waiters, whatever the keep rule
+            self._space.finished[key] = dataclasses.replace(rec)
+        self._space.finishes.bump(q.name)
         if keep == 0:
             del q.jobs[rec.id]
             return
-        rec.state = state
         kept[rec.id] = rec
         while keep is not None and len(kept) > keep:
             oldest = next(iter(kept))
@@ -328,6 +339,51 @@ class MemoryQueueBackend:
                     del q.active[rec.id]
                     self._schedule(q, rec, rec.due_at, now)
             return len(stalled)
+
+    # -- wait_for's steps (jexkv/waiting.py) -------------------------------------------
+
+    def watch_start(self, queue: str, job_id: str, waiter: str, until: int) -> Job | None:
+        with self._lock:
+            key = (self._q(queue).name, job_id)
+            self._space.watched[key] = self._space.watched.get(key, 0) + 1
+        return self.watch_check(queue, job_id, waiter, None)
+
+    def watch_check(
+        self, queue: str, job_id: str, waiter: str, renew_until: int | None
+    ) -> Job | None:
+        with self._lock:
+            rec = self._space.finished.get((self._q(queue).name, job_id))
+            if rec is not None:
+                return _snapshot(queue, rec)
+        return self.get(queue, job_id)
+
+    def watch_stop(
+        self, queue: str, job_id: str, waiter: str, keep: int, keep_dead: int | None
+    ) -> None:
+        with self._lock:
+            key = (self._q(queue).name, job_id)
+            left = self._space.watched.get(key, 1) - 1
+            if left > 0:
+                self._space.watched[key] = left
+            else:
+                self._space.watched.pop(key, None)
+                self._space.finished.pop(key, None)
+
+    def finish_seen(self, queue: str) -> int:
+        return self._space.finishes.seen(qualify(self._ns, queue))
+
+    def finish_wait(self, queue: str, seen: int, timeout_s: float) -> None:
+        full = qualify(self._ns, queue)
+        self._space.finishes.wait(full, seen, timeout_s, threading.Event(), steady_ms())
+
+    async def finish_wait_async(self, queue: str, seen: int, timeout_s: float) -> None:
+        full = qualify(self._ns, queue)
+        await self._space.finishes.wait_async(full, seen, timeout_s, steady_ms())
+
+    def wait_for(
+        self, queue: str, job_id: str, timeout_ms: int | None, keep: int, keep_dead: int | None
+    ) -> Job:
+        return wait_local(self, queue, job_id, timeout_ms, keep, keep_dead)
 
     def get(self, queue: str, job_id: str) -> Job | None:
         if not is_job_id(job_id):

@@ -98,6 +98,11 @@ class AsyncRedisQueueBackend:
     ) -> int:
         return await self._run(self._ops.recover_stalled(queue, max_stalls, interval_ms, keep_dead))
 
+    async def wait_for(
+        self, queue: str, job_id: str, timeout_ms: int | None, keep: int, keep_dead: int | None
+    ) -> Job:
+        return await self._run(self._ops.wait_for(queue, job_id, timeout_ms))
+
     async def get(self, queue: str, job_id: str) -> Job | None:
         return await self._run(self._ops.get(queue, job_id))
 

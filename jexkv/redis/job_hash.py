@@ -15,7 +15,14 @@ from typing import Any
 from jexkv.codec import decode
 from jexkv.jobs import Backoff, Job, NewJob, job_from
 
-__all__ = ["claimed_job", "compact_json", "hash_to_job", "keep_opts", "new_job_opts"]
+__all__ = [
+    "claimed_job",
+    "compact_json",
+    "finished_from_event",
+    "hash_to_job",
+    "keep_opts",
+    "new_job_opts",
+]
 
 
 def _backoff(spec: Any) -> Backoff | None:
@@ -111,6 +118,19 @@ def _job(queue: str, job_id: str, fields: dict[str, Any], state: str) -> Job:
             "finished_at_ms": None if finished is None else int(finished),
         }
     )
+
+
+def finished_from_event(job: Job, fields: dict[str, str], at_ms: int) -> Job:
+    """``job`` as a ``completed`` or ``failed`` event of the queue's events stream says it
+    finished (at ``at_ms``), for a job whose hash was removed when it finished."""
+    done = dict(vars(job))
+    if fields.get("event") == "completed":
+        raw = fields.get("returnvalue")
+        done.update(state="completed", result=None if raw is None else _decode_result(raw))
+    else:
+        done.update(state="dead", error=fields.get("failedReason"))
+    done.update(finished_at_ms=at_ms, attempts_made=max(job.attempts_made, 1))
+    return job_from(done)
 
 
 def _decode_result(raw: str) -> Any:

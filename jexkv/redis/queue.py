@@ -111,6 +111,11 @@ class RedisQueueBackend:
     ) -> int:
         return self._run(self._ops.recover_stalled(queue, max_stalls, interval_ms, keep_dead))
 
+    def wait_for(
+        self, queue: str, job_id: str, timeout_ms: int | None, keep: int, keep_dead: int | None
+    ) -> Job:
+        return self._run(self._ops.wait_for(queue, job_id, timeout_ms))  # keep: in job opts
+
     def get(self, queue: str, job_id: str) -> Job | None:
         return self._run(self._ops.get(queue, job_id))
 

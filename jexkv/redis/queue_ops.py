@@ -28,16 +28,40 @@ from jexkv.contracts import Claim
 from jexkv.errors import ConfigError, InvalidArgument
 from jexkv.jobs import STATES, Job, NewJob, added_job, is_job_id
 from jexkv.namespaces import check_namespace, qualify
-from jexkv.redis.job_hash import claimed_job, compact_json, hash_to_job, keep_opts, new_job_opts
+from jexkv.redis.job_hash import (
+    claimed_job,
+    compact_json,
+    finished_from_event,
+    hash_to_job,
+    keep_opts,
+    new_job_opts,
+)
 from jexkv.redis.programs import SCRIPT, Program
 from jexkv.redis.scripts import BATCH, KEY_NAMES, queue_keys
 from jexkv.resp.errors import ServerError
 from jexkv.resp.protocol import as_text
+from jexkv.waiting import FINISHED, Deadline, not_found
 from jexkv.wakeups import Wakeups
 
 __all__ = ["MAX_PRIORITY", "MIN_REDIS", "QueueOps", "server_version"]
 
 log = logging.getLogger("jexkv")
+
+_ENDS = ("completed", "failed")  # the events of a job's end (BullMQ's "failed" is final)
+
+
+def stream_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """The (id, fields) entries of an XREAD reply for one stream (RESP3 map or RESP2 list);
+    none when it timed out."""
+    if not reply:
+        return []
+    streams = list(reply.values()) if isinstance(reply, dict) else [item[1] for item in reply]
+    entries = []
+    for entry_id, flat in streams[0]:
+        pairs = [as_text(part) for part in flat]
+        entries.append((as_text(entry_id), dict(zip(pairs[::2], pairs[1::2]))))
+    return entries
+
 
 MAX_PRIORITY = 2**21  # BullMQ's limit: priority * 2**32 + counter must stay exact in a double
 _MAX_DUE_MS = 2**53 // 4096 - 1  # delayed scores are due * 4096 + seq, exact in a double
@@ -256,6 +280,33 @@ class QueueOps:
         if reply is None:
             return None
         return hash_to_job(queue, job_id, reply[1], as_text(reply[0]))
+
+    def wait_for(self, queue: str, job_id: str, timeout_ms: int | None) -> Program[Job]:
+        """The job once it has finished (jexkv/waiting.py's rules): its events are read from
+        the queue's events stream, from the entry before the first look at the job on, so
+        a finish after that look is never missed, whoever finished it (Node workers too).
+        A job whose hash stays (keep rules) is read again; one removed is built from its
+        ``completed`` or ``failed`` event."""
+        deadline = Deadline(queue, job_id, timeout_ms)
+        keys, _ = self.queue(queue)
+        events = keys[KEY_NAMES.index("events")]
+        newest = yield ("XREVRANGE", events, "+", "-", "COUNT", 1)
+        cursor = as_text(newest[0][0]) if newest else "0-0"
+        job = yield from self.get(queue, job_id)
+        if job is None:
+            raise not_found(queue, job_id)
+        while job.state not in FINISHED:
+            block_ms = max(1, int(deadline.left_s() * 1000))
+            reply = yield ("XREAD", "COUNT", 1000, "BLOCK", block_ms, "STREAMS", events, cursor)
+            for entry_id, fields in stream_entries(reply):
+                cursor = entry_id
+                if fields.get("jobId") != job_id or fields.get("event") not in _ENDS:
+                    continue
+                found = yield from self.get(queue, job_id)
+                if found is not None and found.state in FINISHED:
+                    return found
+                return finished_from_event(job, fields, int(entry_id.split("-")[0]))
+        return job
 
     def counts(self, queue: str) -> Program[dict[str, int]]:
         wait, prioritized, due, delayed, active, completed, dead, _ = yield from self.script(

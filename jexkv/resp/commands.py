@@ -19,7 +19,8 @@ SAFE = frozenset(
     " ZRANK ZREVRANGE SCAN SSCAN HSCAN ZSCAN KEYS DBSIZE PING ECHO INFO TIME XLEN XRANGE"
     " XREVRANGE XINFO OBJECT MEMORY CONFIG CLIENT COMMAND SCRIPT".split()
 )
-# Blocking commands whose last argument is a timeout in seconds (0: forever).
+# Blocking commands whose last argument is a timeout in seconds (0: forever); XREAD and
+# XREADGROUP with BLOCK block too (blocking_timeout).
 BLOCKING = frozenset("BLPOP BRPOP BZPOPMIN BZPOPMAX BRPOPLPUSH BLMOVE".split())
 FOREVER_S = 365 * 24 * 3600.0  # "block forever", as a finite socket timeout
 
@@ -33,7 +34,25 @@ def command_name(arg: object) -> str:
 
 def blocking_timeout(name: str, args: tuple[object, ...], socket_timeout: float) -> float | None:
     """The wait for the reply of a blocking command (None: not one: the socket timeout)."""
-    if name not in BLOCKING:
+    seconds: float | None = None
+    if name in BLOCKING:
+        seconds = float(args[-1])  # type: ignore[arg-type]
+    elif name in _STREAM_READS:
+        seconds = _block_option(args)
+    if seconds is None:
         return None
-    seconds = float(args[-1])  # type: ignore[arg-type]
     return socket_timeout + (seconds or FOREVER_S)  # the server answers within its timeout
+
+
+# XREAD and XREADGROUP block when given ``BLOCK <ms>`` (0: forever) before ``STREAMS``.
+_STREAM_READS = frozenset(("XREAD", "XREADGROUP"))
+
+
+def _block_option(args: tuple[object, ...]) -> float | None:
+    for i, arg in enumerate(args[1:-1], 1):
+        word = command_name(arg)
+        if word == "STREAMS":
+            return None
+        if word == "BLOCK":
+            return float(args[i + 1]) / 1000.0  # type: ignore[arg-type]
+    return None

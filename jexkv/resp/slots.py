@@ -123,6 +123,11 @@ def command_slot(args: Sequence[Any]) -> int | None:
         return key_slot(args[3]) if len(args) > 3 and int(args[2]) > 0 else None
     if name in _KEYLESS or len(args) < 2:
         return None
+    if name in ("XREAD", "XREADGROUP"):  # the keys follow STREAMS
+        words = [as_text(arg).upper() if isinstance(arg, (str, bytes)) else "" for arg in args]
+        if "STREAMS" in words and words.index("STREAMS") + 1 < len(args):
+            return key_slot(args[words.index("STREAMS") + 1])
+        return None
     return key_slot(args[1])
 
 

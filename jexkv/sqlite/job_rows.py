@@ -31,6 +31,7 @@ __all__ = [
     "LIST_ORDER",
     "LIST_STATE",
     "LIST_WAITING",
+    "MARK_WAIT",
     "NEXT_CHECK",
     "PAUSE",
     "PAUSED",
@@ -41,14 +42,17 @@ __all__ = [
     "READY",
     "RECOVER",
     "RELEASE",
+    "RENEW_WAIT",
     "RESUME",
     "RETRY_DEAD",
     "SELECT_ONE",
+    "SELECT_SEQ",
     "SELECT_SEQS",
     "SET_NEXT_CHECK",
     "STALLED",
     "STALLED_ANY",
     "TRIM",
+    "UNMARK_WAIT",
     "id_match",
     "row_to_job",
 ]
@@ -104,7 +108,9 @@ SELECT_SEQS = f"SELECT {COLUMNS} FROM jobs WHERE seq IN ({{marks}})"
 # under the lease token given last).
 HELD = "{one} AND state = 'active' AND lease_token = ?"
 SELECT_ONE = f"SELECT {COLUMNS} FROM jobs WHERE {{one}}"
-DELETE_HELD = "DELETE FROM jobs WHERE {held}"
+# The jobs a waiter watches now (the last parameter: now): kept when they finish.
+_WATCHED = "SELECT seq FROM job_waits WHERE until > ?"
+DELETE_HELD = f"DELETE FROM jobs WHERE {{held}} AND seq NOT IN ({_WATCHED})"
 COMPLETE = (
     "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
     " attempts_made = attempts_made + 1, lease_token = NULL WHERE {held}"
@@ -120,11 +126,20 @@ RETRY_DEAD = (
     " error = NULL, traceback = NULL, processed_at = NULL, finished_at = NULL"
     " WHERE {one} AND state = 'dead'"
 )
-# The newest ``keep`` (the last parameter) finished jobs of a state stay; older ones go.
+# The newest ``keep`` (the last parameter) finished jobs of a state stay, and those watched
+# (now: the third); older ones go.
 TRIM = (
     "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = ?"
-    " ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)"
+    f" AND seq NOT IN ({_WATCHED}) ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)"
 )
+# wait_for's marks: set or renew one (seq, waiter, until), drop one, and the ends of those
+# that ran out (a waiter that died).
+MARK_WAIT = "INSERT OR REPLACE INTO job_waits (seq, waiter, until) VALUES (?, ?, ?)"
+RENEW_WAIT = (
+    "UPDATE job_waits SET until = ? WHERE waiter = ? AND seq = (SELECT seq FROM jobs WHERE {one})"
+)
+UNMARK_WAIT = "DELETE FROM job_waits WHERE waiter = ? OR until <= ?"
+SELECT_SEQ = "SELECT seq FROM jobs WHERE {one}"
 PURGE_DEAD = "DELETE FROM jobs WHERE queue = ? AND state = 'dead'"
 
 # The stalled check: its throttle across processes, the jobs whose lease ran out, and one

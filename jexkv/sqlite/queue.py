@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from jexkv.clock import due_ms, now_ms
+from jexkv.clock import due_ms, now_ms, steady_ms
 from jexkv.codec import encode
 from jexkv.contracts import Claim
 from jexkv.jobs import STATES, Job, NewJob, added_job, is_job_id, stalled_error
@@ -29,6 +29,7 @@ from jexkv.sqlite.db import Database
 from jexkv.sqlite.version import has_returning
 from jexkv.sqlite.watch import CommitWatch
 from jexkv.taskqueue import JobQueue
+from jexkv.waiting import wait_local
 from jexkv.wakeups import Wakeups
 
 __all__ = ["SQLiteQueueBackend", "open_sqlite_queue"]
@@ -42,11 +43,14 @@ class SQLiteQueueBackend:
         self.path = db.path
         self._ns = check_namespace(namespace)
         self._wakeups = Wakeups()
-        self._watch = CommitWatch(db, self._wakeups)
+        self._finishes = Wakeups()  # wait_for's: jobs finished (jexkv/waiting.py)
+        self._watch = CommitWatch(db, self._wakeups, self._finishes)
 
-    def _trim(self, conn: sqlite3.Connection, full: str, state: str, keep: int | None) -> None:
+    def _trim(
+        self, conn: sqlite3.Connection, full: str, state: str, keep: int | None, now: int
+    ) -> None:
         if keep is not None:
-            conn.execute(rows.TRIM, (full, state, keep))
+            conn.execute(rows.TRIM, (full, state, now, keep))
 
     # -- adding and fetching -----------------------------------------------------------
 
@@ -154,18 +158,24 @@ class SQLiteQueueBackend:
             for job_id, token, result in done:
                 one, params = rows.id_match(full, job_id)
                 held = rows.HELD.format(one=one)
-                if keep == 0:
-                    sql, args = rows.DELETE_HELD.format(held=held), (*params, token)
-                else:
-                    sql, args = rows.COMPLETE.format(held=held), (result, now, *params, token)
-                if not conn.execute(sql, args).rowcount:
+                if (
+                    keep == 0
+                    and conn.execute(
+                        rows.DELETE_HELD.format(held=held), (*params, token, now)
+                    ).rowcount
+                ):
+                    continue  # done, and kept by no one (else: a waiter watches it)
+                complete = rows.COMPLETE.format(held=held)
+                if not conn.execute(complete, (result, now, *params, token)).rowcount:
                     lost.append(job_id)
             if keep and len(lost) < len(done):
-                self._trim(conn, full, "completed", keep)
+                self._trim(conn, full, "completed", keep, now)
             claimed = self._claim(conn, full, next_lease_ms, next_limit, True) if next_limit else []
             return lost, claimed
 
         lost, claimed = self._db.transaction(finish)
+        if len(lost) < len(done):
+            self._finishes.bump(full)
         return lost, [(rows.row_to_job(queue, row), token) for token, row in claimed]
 
     def release(self, queue: str, held: Sequence[tuple[str, str]]) -> None:
@@ -205,12 +215,14 @@ class SQLiteQueueBackend:
                 fail, (state, due, finished, error, traceback, *params, token)
             ).rowcount
             if done and state == "dead":
-                self._trim(conn, full, "dead", keep_dead)
+                self._trim(conn, full, "dead", keep_dead, now)
             return done > 0
 
         done = self._db.transaction(record)
         if done and retry_delay_ms is not None:
             self._wakeups.bump(full)
+        elif done:
+            self._finishes.bump(full)
         return done
 
     def extend(self, queue: str, held: Sequence[tuple[str, str]], lease_ms: int) -> list[str]:
@@ -255,13 +267,70 @@ class SQLiteQueueBackend:
                     state, finished, error = "waiting", None, None
                 conn.execute(rows.RECOVER, (state, stalls, finished, error, error, seq))
             if dead:
-                self._trim(conn, full, "dead", keep_dead)
+                self._trim(conn, full, "dead", keep_dead, now)
             return len(stalled)
 
         recovered = self._db.transaction(recover)
         if recovered:
             self._wakeups.bump(full)
+            self._finishes.bump(full)
         return recovered
+
+    # -- wait_for's steps (jexkv/waiting.py) -------------------------------------------
+
+    def watch_start(self, queue: str, job_id: str, waiter: str, until: int) -> Job | None:
+        if not is_job_id(job_id):
+            return None
+        full = qualify(self._ns, queue)
+        one, params = rows.id_match(full, job_id)
+
+        def mark(conn: sqlite3.Connection) -> Any:
+            found = conn.execute(rows.SELECT_ONE.format(one=one), params).fetchone()
+            if found is not None:
+                conn.execute(rows.MARK_WAIT, (found[0], waiter, until))
+            return found
+
+        self._watch.watch(full)  # other processes' commits wake this queue's waiters
+        found = self._db.transaction(mark)
+        return None if found is None else rows.row_to_job(queue, found)
+
+    def watch_check(
+        self, queue: str, job_id: str, waiter: str, renew_until: int | None
+    ) -> Job | None:
+        if renew_until is not None:
+            one, params = rows.id_match(qualify(self._ns, queue), job_id)
+            self._db.write(rows.RENEW_WAIT.format(one=one), (renew_until, waiter, *params))
+        return self.get(queue, job_id)
+
+    def watch_stop(
+        self, queue: str, job_id: str, waiter: str, keep: int, keep_dead: int | None
+    ) -> None:
+        full = qualify(self._ns, queue)
+
+        def unmark(conn: sqlite3.Connection) -> None:
+            now = now_ms()
+            if conn.execute(rows.UNMARK_WAIT, (waiter, now)).rowcount:
+                # The keep rules again, for the job this waiter kept (if no other keeps it).
+                self._trim(conn, full, "completed", keep, now)
+                self._trim(conn, full, "dead", keep_dead, now)
+
+        if is_job_id(job_id):
+            self._db.transaction(unmark)
+
+    def finish_seen(self, queue: str) -> int:
+        return self._finishes.seen(qualify(self._ns, queue))
+
+    def finish_wait(self, queue: str, seen: int, timeout_s: float) -> None:
+        full = qualify(self._ns, queue)
+        self._finishes.wait(full, seen, timeout_s, threading.Event(), steady_ms())
+
+    async def finish_wait_async(self, queue: str, seen: int, timeout_s: float) -> None:
+        await self._finishes.wait_async(qualify(self._ns, queue), seen, timeout_s, steady_ms())
+
+    def wait_for(
+        self, queue: str, job_id: str, timeout_ms: int | None, keep: int, keep_dead: int | None
+    ) -> Job:
+        return wait_local(self, queue, job_id, timeout_ms, keep, keep_dead)
 
     # -- inspection and repair ---------------------------------------------------------
 

@@ -64,6 +64,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE kv_by_ns RENAME TO kv",
         "CREATE INDEX kv_expires_at ON kv (expires_at) WHERE expires_at IS NOT NULL",
     ),
+    5: (
+        # wait_for's marks: a job (by seq) watched by a waiter until a time; while marked, a
+        # finished job is kept whatever the keep rules (jexkv/waiting.py).
+        "CREATE TABLE job_waits (seq INTEGER NOT NULL, waiter TEXT NOT NULL,"
+        " until INTEGER NOT NULL, PRIMARY KEY (seq, waiter)) WITHOUT ROWID",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -82,6 +88,7 @@ _TABLES: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = {
     ),
     "queue_checks": ((2, ("queue", "next_stall_check")),),
     "queue_pauses": ((3, ("queue",)),),
+    "job_waits": ((5, ("seq", "waiter", "until")),),
 }
 
 

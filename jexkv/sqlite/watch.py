@@ -5,7 +5,9 @@ on a connection of its own every 20 ms (it moves whenever another connection com
 only when it moved asks, in one query per few hundred queues (job_rows.READINESS), which of
 the queues this process works on have ready jobs or a new next delayed job; it wakes
 those queues alone (jexkv/wakeups.py). A thousand idle queues cost one such thread, one
-connection and one small read every 20 ms (README, "Many queues").
+connection and one small read every 20 ms (README, "Many queues"). Each commit it sees
+also wakes the queues that have ``wait_for`` callers waiting (``finishes``): they read
+their job again.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ _UNSEEN = object()
 
 
 class CommitWatch:
-    def __init__(self, db: Database, wakeups: Wakeups) -> None:
+    def __init__(self, db: Database, wakeups: Wakeups, finishes: Wakeups) -> None:
         self._db = db
         self._wakeups = wakeups
+        self._finishes = finishes
         self._watched: dict[str, object] = {}  # queue -> its next delayed due time last seen
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -68,6 +71,9 @@ class CommitWatch:
                     if now != version:
                         version = now
                         self._wake(conn)
+                        for queue in self._finishes.queues():
+                            if self._finishes.waiting(queue):
+                                self._finishes.bump(queue)
                     self._outage.ok()
                 except Exception as exc:
                     self._outage.failed(exc, "watching for other processes' jobs")
