@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         WrongTypeError,
     )
     from jexkv.jobs import Backoff, Job
+    from jexkv.schedules import Schedule
     from jexkv.urls import open_kv, open_queue
 
 __version__ = "0.1.0"
@@ -46,6 +47,7 @@ __all__ = [
     "ProtocolError",
     "JexkvError",
     "KVStore",
+    "Schedule",
     "SerializationError",
     "TaskQueue",
     "Unrecoverable",
@@ -62,6 +64,8 @@ def __getattr__(name: str) -> Any:
         from jexkv import contracts as module
     elif name in ("Backoff", "Job"):
         from jexkv import jobs as module
+    elif name == "Schedule":
+        from jexkv import schedules as module
     elif name in ("open_kv", "open_queue"):
         from jexkv import urls as module
     elif name in __all__:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from jexkv.jobs import Backoff, Job, NewJob
+from jexkv.schedules import Schedule, ScheduleSpec
 
 __all__ = ["Claim", "KVStore", "QueueBackend", "TaskQueue"]
 
@@ -130,6 +131,34 @@ class TaskQueue(Protocol):
         error), even when finished jobs are not kept; WaitTimeout if ``timeout_ms`` passes
         first, JobNotFound for an id no job on the queue has."""
 
+    def schedule(
+        self,
+        queue: str,
+        schedule_id: str,
+        name: str,
+        payload: Any = None,
+        *,
+        cron: str | None = None,
+        every_ms: int | None = None,
+        tz: str | None = None,
+        start_at_ms: int | None = None,
+        end_at_ms: int | None = None,
+        limit: int | None = None,
+        attempts: int = 1,
+        backoff: None | int | Backoff = None,
+        priority: int = 0,
+    ) -> Schedule:
+        """Make ``queue`` get a job ``name`` (with ``payload`` and the job options) at each
+        tick of ``cron`` (in ``tz``) or every ``every_ms``; again with the same
+        ``schedule_id`` replaces it. Exactly one job per tick, however many workers."""
+
+    def schedules(self, queue: str) -> list[Schedule]:
+        """The queue's schedules, by id."""
+
+    def unschedule(self, queue: str, schedule_id: str) -> bool:
+        """Remove a schedule (and its job for the next tick, unless it has started); True
+        if it existed."""
+
     def counts(self, queue: str) -> dict[str, int]:
         """Jobs per state: waiting, delayed, active, completed, dead."""
 
@@ -238,6 +267,14 @@ class QueueBackend(Protocol):
     ) -> Job:
         """The job once it has finished (jexkv/waiting.py); ``keep``/``keep_dead``: the
         caller's keep rules, applied again to a job its wait kept."""
+
+    def schedule(self, queue: str, spec: ScheduleSpec) -> Schedule:
+        """Store (or replace) a schedule and add its first tick's job, at once; a replaced
+        schedule's job for its next tick is removed unless it has started."""
+
+    def schedules(self, queue: str) -> list[Schedule]: ...
+
+    def unschedule(self, queue: str, schedule_id: str) -> bool: ...
 
     def counts(self, queue: str) -> dict[str, int]: ...
 

@@ -238,10 +238,24 @@ def _check_job_id(job_id: object) -> str:
 
 
 def is_job_id(job_id: str) -> bool:
-    """Whether a job could have the id ``job_id`` (the queue's own, or a custom id
-    :func:`new_job` accepts); ValueError if it holds a lone surrogate."""
+    """Whether a job could have the id ``job_id`` (the queue's own, a custom id
+    :func:`new_job` accepts, or a schedule's job: :func:`scheduled_tick`); ValueError if it
+    holds a lone surrogate."""
     check_text(job_id, "job_id")
-    return bool(job_id) and ":" not in job_id and job_id not in RESERVED_IDS
+    if ":" in job_id:
+        return scheduled_tick(job_id) is not None
+    return bool(job_id) and job_id not in RESERVED_IDS
+
+
+def scheduled_tick(job_id: str) -> tuple[str, int] | None:
+    """(schedule id, tick ms) of the job a schedule made for a tick, from its id
+    ``repeat:<schedule id>:<tick ms>`` (BullMQ's job-scheduler ids); None for other jobs."""
+    if not job_id.startswith("repeat:"):
+        return None
+    schedule_id, _, tick = job_id[7:].rpartition(":")
+    if not schedule_id or not tick.isdecimal() or not tick.isascii():
+        return None
+    return schedule_id, int(tick)
 
 
 def _check_backoff(backoff: object) -> dict[str, Any] | None:

@@ -27,6 +27,7 @@ from jexkv.queue_args import (
     check_worker,
     log_abandoned,
 )
+from jexkv.schedules import Schedule, check_schedule, check_schedule_id
 from jexkv.worker import Workers
 
 __all__ = ["JobQueue"]
@@ -98,6 +99,42 @@ class JobQueue:
         name = check_wait(queue, job_id, timeout_ms)
         s = self._settings
         return self._backend.wait_for(name, job_id, timeout_ms, s.keep_completed, s.keep_dead)
+
+    def schedule(
+        self,
+        queue: str,
+        schedule_id: str,
+        name: str,
+        payload: Any = None,
+        *,
+        cron: str | None = None,
+        every_ms: int | None = None,
+        tz: str | None = None,
+        start_at_ms: int | None = None,
+        end_at_ms: int | None = None,
+        limit: int | None = None,
+        attempts: int = 1,
+        backoff: None | int | Backoff = None,
+        priority: int = 0,
+    ) -> Schedule:
+        """Make (or replace) a periodic or cron schedule of jobs (jexkv/schedules.py)."""
+        self._check_open()
+        name_ = check_queue_name(queue)
+        spec = check_schedule(
+            schedule_id, name, payload, cron=cron, every_ms=every_ms, tz=tz,
+            start_at_ms=start_at_ms, end_at_ms=end_at_ms, limit=limit, attempts=attempts,
+            backoff=backoff, priority=priority,
+        )  # fmt: skip
+        return self._backend.schedule(name_, spec)
+
+    def schedules(self, queue: str) -> list[Schedule]:
+        self._check_open()
+        return self._backend.schedules(check_queue_name(queue))
+
+    def unschedule(self, queue: str, schedule_id: str) -> bool:
+        self._check_open()
+        name = check_queue_name(queue)
+        return self._backend.unschedule(name, check_schedule_id(schedule_id))
 
     def counts(self, queue: str) -> dict[str, int]:
         self._check_open()

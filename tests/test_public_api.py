@@ -27,6 +27,7 @@ EXPECTED_ALL = [
     "JobNotFound",
     "KVStore",
     "ProtocolError",
+    "Schedule",
     "SerializationError",
     "TaskQueue",
     "Unrecoverable",

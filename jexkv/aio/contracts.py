@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from jexkv.jobs import Backoff, Job
+from jexkv.schedules import Schedule
 
 __all__ = ["AsyncKVStore", "AsyncTaskQueue"]
 
@@ -94,6 +95,28 @@ class AsyncTaskQueue(Protocol):
     async def get_job(self, queue: str, job_id: str) -> Job | None: ...
 
     async def wait_for(self, queue: str, job_id: str, *, timeout_ms: int | None = None) -> Job: ...
+
+    async def schedule(
+        self,
+        queue: str,
+        schedule_id: str,
+        name: str,
+        payload: Any = None,
+        *,
+        cron: str | None = None,
+        every_ms: int | None = None,
+        tz: str | None = None,
+        start_at_ms: int | None = None,
+        end_at_ms: int | None = None,
+        limit: int | None = None,
+        attempts: int = 1,
+        backoff: None | int | Backoff = None,
+        priority: int = 0,
+    ) -> Schedule: ...
+
+    async def schedules(self, queue: str) -> list[Schedule]: ...
+
+    async def unschedule(self, queue: str, schedule_id: str) -> bool: ...
 
     async def counts(self, queue: str) -> dict[str, int]: ...
 

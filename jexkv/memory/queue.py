@@ -25,6 +25,15 @@ from jexkv.contracts import Claim
 from jexkv.jobs import STATES, Backoff, Job, NewJob, is_job_id, job_from, stalled_error
 from jexkv.memory.registry import Registry
 from jexkv.namespaces import check_namespace, qualify
+from jexkv.schedules import (
+    Schedule,
+    ScheduleSpec,
+    first_tick,
+    next_tick,
+    tick_job,
+    tick_job_id,
+    tick_of,
+)
 from jexkv.taskqueue import JobQueue
 from jexkv.waiting import wait_local
 from jexkv.wakeups import Wakeups
@@ -68,6 +77,14 @@ class _Queue:
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     next_stall_check: int = 0
     paused: bool = False
+    schedules: dict[str, _Sched] = field(default_factory=dict)
+
+
+@dataclass
+class _Sched:
+    spec: ScheduleSpec
+    next_run_at: int | None  # the tick whose job waits now (None: ended)
+    runs: int
 
 
 class MemoryQueueSpace:
@@ -183,27 +200,27 @@ class MemoryQueueBackend:
         with self._lock:
             q = self._q(queue)
             now = steady_ms()
-            added = []
-            for new in jobs:
-                existing = q.jobs.get(new.job_id) if new.job_id else None
-                if existing is not None:
-                    added.append(_snapshot(queue, existing))
-                    continue
-                seq = next(q.counter)
-                rec = _Rec(
-                    id=new.job_id or str(seq),
-                    name=new.name,
-                    payload=new.payload,
-                    attempts=new.attempts,
-                    priority=new.priority,
-                    created_at=now,
-                    backoff=new.backoff,
-                    seq=seq,
-                )
-                q.jobs[rec.id] = rec
-                self._schedule(q, rec, steady_due_ms(new.delay_ms) if new.delay_ms else now, now)
-                added.append(_snapshot(queue, rec, new))
-            return added
+            return [self._add(queue, q, new, now) for new in jobs]
+
+    def _add(self, queue: str, q: _Queue, new: NewJob, now: int) -> Job:
+        """Add one job (one with a kept id adds nothing); call with the lock held."""
+        existing = q.jobs.get(new.job_id) if new.job_id else None
+        if existing is not None:
+            return _snapshot(queue, existing)
+        seq = next(q.counter)
+        rec = _Rec(
+            id=new.job_id or str(seq),
+            name=new.name,
+            payload=new.payload,
+            attempts=new.attempts,
+            priority=new.priority,
+            created_at=now,
+            backoff=new.backoff,
+            seq=seq,
+        )
+        q.jobs[rec.id] = rec
+        self._schedule(q, rec, steady_due_ms(new.delay_ms) if new.delay_ms else now, now)
+        return _snapshot(queue, rec, new)
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
         with self._lock:
@@ -230,7 +247,60 @@ class MemoryQueueBackend:
             rec.processed_at = now
             q.active[job_id] = rec
             claims.append((_snapshot(queue, rec), rec.token))
+            if job_id.startswith("repeat:"):
+                self._next_tick(queue, q, job_id, now)
         return claims
+
+    # -- schedules (jexkv/schedules.py) ------------------------------------------------
+
+    def _next_tick(self, queue: str, q: _Queue, job_id: str, now: int) -> None:
+        """A schedule's job was claimed: if it is its current tick's, make the next one."""
+        found = tick_of(job_id)
+        sched = None if found is None else q.schedules.get(found[0])
+        if found is None or sched is None or sched.next_run_at != found[1]:
+            return  # not a schedule's (any more), or not its current tick: nothing more
+        sched.next_run_at = next_tick(sched.spec, found[1], now, sched.runs)
+        if sched.next_run_at is not None:
+            sched.runs += 1
+            self._add(queue, q, tick_job(sched.spec, sched.next_run_at, now), now)
+
+    def _drop_pending(self, q: _Queue, sched: _Sched) -> None:
+        """Delete the job a schedule made for its next tick, unless it has started."""
+        if sched.next_run_at is None:
+            return
+        rec = q.jobs.get(tick_job_id(sched.spec.id, sched.next_run_at))
+        if rec is not None and rec.state in ("waiting", "delayed"):
+            del q.jobs[rec.id]  # its heap entries are skipped from now on
+
+    def schedule(self, queue: str, spec: ScheduleSpec) -> Schedule:
+        with self._lock:
+            q = self._q(queue)
+            now = steady_ms()
+            old = q.schedules.get(spec.id)
+            if old is not None:
+                self._drop_pending(q, old)
+            tick = first_tick(spec, now)
+            sched = q.schedules[spec.id] = _Sched(spec, tick, 0 if tick is None else 1)
+            if tick is not None:
+                self._add(queue, q, tick_job(spec, tick, now), now)
+            return spec.schedule(queue, sched.next_run_at, sched.runs)
+
+    def schedules(self, queue: str) -> list[Schedule]:
+        with self._lock:
+            q = self._q(queue)
+            return [
+                sched.spec.schedule(queue, sched.next_run_at, sched.runs)
+                for _, sched in sorted(q.schedules.items())
+            ]
+
+    def unschedule(self, queue: str, schedule_id: str) -> bool:
+        with self._lock:
+            q = self._q(queue)
+            sched = q.schedules.pop(schedule_id, None)
+            if sched is None:
+                return False
+            self._drop_pending(q, sched)
+            return True
 
     def seen(self, queue: str) -> int:
         return self._wakeups.seen(qualify(self._ns, queue))

@@ -14,6 +14,7 @@ from jexkv.redis.programs import Program, T, run_async
 from jexkv.redis.queue_ops import QueueOps
 from jexkv.redis.scripts import build_all
 from jexkv.resp.surface import AsyncRedisClient
+from jexkv.schedules import Schedule, ScheduleSpec
 
 __all__ = ["AsyncRedisQueueBackend"]
 
@@ -102,6 +103,15 @@ class AsyncRedisQueueBackend:
         self, queue: str, job_id: str, timeout_ms: int | None, keep: int, keep_dead: int | None
     ) -> Job:
         return await self._run(self._ops.wait_for(queue, job_id, timeout_ms))
+
+    async def schedule(self, queue: str, spec: ScheduleSpec) -> Schedule:
+        return await self._run(self._ops.schedule(queue, spec))
+
+    async def schedules(self, queue: str) -> list[Schedule]:
+        return await self._run(self._ops.schedules(queue))
+
+    async def unschedule(self, queue: str, schedule_id: str) -> bool:
+        return await self._run(self._ops.unschedule(queue, schedule_id))
 
     async def get(self, queue: str, job_id: str) -> Job | None:
         return await self._run(self._ops.get(queue, job_id))

@@ -16,6 +16,7 @@ from jexkv.codec import decode
 from jexkv.jobs import Backoff, Job, NewJob, job_from
 
 __all__ = [
+    "backoff_from_opts",
     "claimed_job",
     "compact_json",
     "finished_from_event",
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 
-def _backoff(spec: Any) -> Backoff | None:
+def backoff_from_opts(spec: Any) -> Backoff | None:
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         spec = {"type": "fixed", "delay": int(spec)}
     if not isinstance(spec, dict):
@@ -113,7 +114,7 @@ def _job(queue: str, job_id: str, fields: dict[str, Any], state: str) -> Job:
             "due_at_ms": timestamp + _number(fields, "delay"),
             "traceback": traceback,
             "stall_count": _number(fields, "stc"),
-            "backoff": _backoff(opts.get("backoff")),
+            "backoff": backoff_from_opts(opts.get("backoff")),
             "processed_at_ms": None if processed is None else int(processed),
             "finished_at_ms": None if finished is None else int(finished),
         }

@@ -22,6 +22,7 @@ from jexkv.redis.programs import Program, T, run
 from jexkv.redis.queue_ops import QueueOps
 from jexkv.redis.scripts import load_scripts
 from jexkv.resp.surface import RedisClient
+from jexkv.schedules import Schedule, ScheduleSpec
 from jexkv.taskqueue import JobQueue
 
 __all__ = ["RedisQueueBackend", "open_redis_queue"]
@@ -115,6 +116,15 @@ class RedisQueueBackend:
         self, queue: str, job_id: str, timeout_ms: int | None, keep: int, keep_dead: int | None
     ) -> Job:
         return self._run(self._ops.wait_for(queue, job_id, timeout_ms))  # keep: in job opts
+
+    def schedule(self, queue: str, spec: ScheduleSpec) -> Schedule:
+        return self._run(self._ops.schedule(queue, spec))
+
+    def schedules(self, queue: str) -> list[Schedule]:
+        return self._run(self._ops.schedules(queue))
+
+    def unschedule(self, queue: str, schedule_id: str) -> bool:
+        return self._run(self._ops.unschedule(queue, schedule_id))
 
     def get(self, queue: str, job_id: str) -> Job | None:
         return self._run(self._ops.get(queue, job_id))

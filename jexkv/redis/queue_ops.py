@@ -26,7 +26,7 @@ from jexkv.clock import due_ms, now_ms
 from jexkv.codec import check_text
 from jexkv.contracts import Claim
 from jexkv.errors import ConfigError, InvalidArgument
-from jexkv.jobs import STATES, Job, NewJob, added_job, is_job_id
+from jexkv.jobs import STATES, Job, NewJob, added_job, is_job_id, scheduled_tick
 from jexkv.namespaces import check_namespace, qualify
 from jexkv.redis.job_hash import (
     claimed_job,
@@ -36,10 +36,12 @@ from jexkv.redis.job_hash import (
     keep_opts,
     new_job_opts,
 )
-from jexkv.redis.programs import SCRIPT, Program
+from jexkv.redis.programs import SCRIPT, TRANSACTION, Program
+from jexkv.redis.schedule_hash import schedule_fields, spec_from_hash, template_opts, tick_job_row
 from jexkv.redis.scripts import BATCH, KEY_NAMES, queue_keys
 from jexkv.resp.errors import ServerError
 from jexkv.resp.protocol import as_text
+from jexkv.schedules import Schedule, ScheduleSpec, first_tick, next_tick
 from jexkv.waiting import FINISHED, Deadline, not_found
 from jexkv.wakeups import Wakeups
 
@@ -48,6 +50,10 @@ __all__ = ["MAX_PRIORITY", "MIN_REDIS", "QueueOps", "server_version"]
 log = logging.getLogger("jexkv")
 
 _ENDS = ("completed", "failed")  # the events of a job's end (BullMQ's "failed" is final)
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return None if not text else int(float(text))
 
 
 def stream_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
@@ -221,7 +227,9 @@ class QueueOps:
         )
         if len(reply) == 1:  # nothing claimed
             self.wakeups.found_nothing(queue, int(reply[0]) or None)
-        return self._claims(queue, reply, token, now)
+        claims = self._claims(queue, reply, token, now)
+        yield from self.next_ticks(queue, claims)
+        return claims
 
     def complete(
         self,
@@ -237,7 +245,9 @@ class QueueOps:
             args += entry
         args += (next_limit, token, next_lease_ms, self.worker_name, self.keep_dead)
         lost, claimed = yield from self.script("complete", queue, *args, now=now)
-        return [as_text(job_id) for job_id in lost], self._claims(queue, claimed, token, now)
+        claims = self._claims(queue, claimed, token, now)
+        yield from self.next_ticks(queue, claims)
+        return [as_text(job_id) for job_id in lost], claims
 
     def release(self, queue: str, held: Sequence[tuple[str, str]]) -> Program[None]:
         if held:
@@ -307,6 +317,75 @@ class QueueOps:
                     return found
                 return finished_from_event(job, fields, int(entry_id.split("-")[0]))
         return job
+
+    # -- schedules (jexkv/schedules.py, redis/schedule_hash.py) ----------------------------
+
+    def schedule(self, queue: str, spec: ScheduleSpec) -> Program[Schedule]:
+        now = now_ms()
+        first = first_tick(spec, now)
+        opts = template_opts(spec, self.keep_opts)
+        fields = schedule_fields(spec, opts, first)
+        offset = None if spec.every_ms is None or first is None else first % spec.every_ms
+        row = "" if first is None else tick_job_row(spec, opts, first, now, 1, offset)
+        yield from self.script(
+            "schedule", queue, spec.id, compact_json(fields), "" if first is None else first,
+            row, spec.payload, now=now,
+        )  # fmt: skip
+        return spec.schedule(queue, first, 0 if first is None else 1)
+
+    def unschedule(self, queue: str, schedule_id: str) -> Program[bool]:
+        return bool((yield from self.script("unschedule", queue, schedule_id)))
+
+    def schedules(self, queue: str) -> Program[list[Schedule]]:
+        found: list[Schedule] = []
+        after = ""
+        while True:
+            page = yield from self.script("schedules", queue, after, 500)
+            for sid, tick, flat, state in page:
+                fields = dict(zip(map(as_text, flat[::2]), map(as_text, flat[1::2])))
+                read = spec_from_hash(as_text(sid), fields)
+                if read is not None:
+                    pending = as_text(state) in ("waiting", "delayed")
+                    next_run = int(float(as_text(tick))) if pending else None
+                    found.append(read[0].schedule(queue, next_run, int(fields.get("ic", 0))))
+                after = as_text(sid)
+            if len(page) < 500:
+                return found
+
+    def next_ticks(self, queue: str, claims: list[Claim]) -> Program[None]:
+        """Claimed jobs of schedules: make each one's next tick job (schedule_next.lua
+        decides whether this claim may). As BullMQ's workers do it, after the claim."""
+        for job, _ in claims:
+            tick = scheduled_tick(job.id)
+            if tick is not None:
+                yield from self._next_tick(queue, *tick)
+
+    def _next_tick(self, queue: str, schedule_id: str, tick: int) -> Program[None]:
+        _, job_prefix = self.queue(queue)
+        repeat_key = job_prefix + "repeat"
+        current, flat = yield (
+            TRANSACTION,
+            [("ZSCORE", repeat_key, schedule_id), ("HGETALL", f"{repeat_key}:{schedule_id}")],
+        )
+        if current is None or int(float(as_text(current))) != tick:
+            return  # not the schedule's current tick (any more): another claim made the next
+        pairs = list(flat.items()) if isinstance(flat, dict) else list(zip(flat[::2], flat[1::2]))
+        fields = {as_text(k): as_text(v) for k, v in pairs}
+        read = spec_from_hash(schedule_id, fields)
+        if read is None:
+            return
+        spec, opts = read
+        now = now_ms()
+        runs = int(fields.get("ic") or 0)
+        following = next_tick(spec, tick, now, runs)
+        offset = _int_or_none(fields.get("offset")) if spec.every_ms else None
+        row = (
+            "" if following is None else tick_job_row(spec, opts, following, now, runs + 1, offset)
+        )
+        yield from self.script(
+            "schedule_next", queue, schedule_id, tick, "" if following is None else following,
+            row, fields.get("data") or "{}", now=now,
+        )  # fmt: skip
 
     def counts(self, queue: str) -> Program[dict[str, int]]:
         wait, prioritized, due, delayed, active, completed, dead, _ = yield from self.script(

@@ -40,6 +40,10 @@ NAMES = (
     "retry_dead",
     "purge_dead",
     "pause",
+    "schedule",
+    "schedule_next",
+    "unschedule",
+    "schedules",
 )
 KV_NAMES = ("kv_incr", "kv_set_many")
 # How many jobs a step that moves many (promoting due delayed jobs, retrying or purging dead

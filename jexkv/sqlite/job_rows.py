@@ -18,17 +18,21 @@ from jexkv.jobs import Backoff, Job, job_from
 
 __all__ = [
     "CLAIM_PICKED",
+    "ADVANCE_SCHEDULE",
     "CLAIM_RETURNING",
     "COLUMNS",
     "COMPLETE",
     "COUNTS",
     "DELETE_HELD",
+    "DELETE_PENDING",
+    "DELETE_SCHEDULE",
     "EXTEND",
     "FAIL",
     "HELD",
     "INSERT",
     "LIST_DELAYED",
     "LIST_ORDER",
+    "LIST_SCHEDULES",
     "LIST_STATE",
     "LIST_WAITING",
     "MARK_WAIT",
@@ -46,6 +50,7 @@ __all__ = [
     "RESUME",
     "RETRY_DEAD",
     "SELECT_ONE",
+    "SELECT_SCHEDULE",
     "SELECT_SEQ",
     "SELECT_SEQS",
     "SET_NEXT_CHECK",
@@ -53,6 +58,7 @@ __all__ = [
     "STALLED_ANY",
     "TRIM",
     "UNMARK_WAIT",
+    "UPSERT_SCHEDULE",
     "id_match",
     "row_to_job",
 ]
@@ -140,6 +146,22 @@ RENEW_WAIT = (
 )
 UNMARK_WAIT = "DELETE FROM job_waits WHERE waiter = ? OR until <= ?"
 SELECT_SEQ = "SELECT seq FROM jobs WHERE {one}"
+
+# Schedules (jexkv/schedules.py). ADVANCE_SCHEDULE moves a schedule on only from the tick
+# it names (the last parameter): of two claims of that tick's job, one makes the next.
+UPSERT_SCHEDULE = (
+    "INSERT OR REPLACE INTO schedules (queue, id, spec, next_run_at, runs) VALUES (?, ?, ?, ?, ?)"
+)
+SELECT_SCHEDULE = "SELECT spec, next_run_at, runs FROM schedules WHERE queue = ? AND id = ?"
+LIST_SCHEDULES = "SELECT spec, next_run_at, runs FROM schedules WHERE queue = ? ORDER BY id"
+DELETE_SCHEDULE = "DELETE FROM schedules WHERE queue = ? AND id = ?"
+ADVANCE_SCHEDULE = (
+    "UPDATE schedules SET next_run_at = ?, runs = ? WHERE queue = ? AND id = ? AND next_run_at = ?"
+)
+# A schedule's job for a tick, unless it has started (a replaced or removed schedule's).
+DELETE_PENDING = (
+    "DELETE FROM jobs WHERE queue = ? AND custom_id = ? AND state IN ('waiting', 'delayed')"
+)
 PURGE_DEAD = "DELETE FROM jobs WHERE queue = ? AND state = 'dead'"
 
 # The stalled check: its throttle across processes, the jobs whose lease ran out, and one

@@ -24,6 +24,17 @@ from jexkv.codec import encode
 from jexkv.contracts import Claim
 from jexkv.jobs import STATES, Job, NewJob, added_job, is_job_id, stalled_error
 from jexkv.namespaces import check_namespace, qualify
+from jexkv.schedules import (
+    Schedule,
+    ScheduleSpec,
+    first_tick,
+    next_tick,
+    spec_from_json,
+    spec_to_json,
+    tick_job,
+    tick_job_id,
+    tick_of,
+)
 from jexkv.sqlite import job_rows as rows
 from jexkv.sqlite.db import Database
 from jexkv.sqlite.version import has_returning
@@ -59,29 +70,31 @@ class SQLiteQueueBackend:
 
         def insert(conn: sqlite3.Connection) -> list[Job]:
             now = now_ms()
-            added = []
-            for new in jobs:
-                due = due_ms(new.delay_ms) if new.delay_ms else now
-                backoff = None if new.backoff is None else encode(new.backoff)
-                state = "delayed" if new.delay_ms else "waiting"
-                cur = conn.execute(
-                    rows.INSERT,
-                    (full, new.job_id, new.name, new.payload, state,
-                     new.priority, due, new.attempts, backoff, now),
-                )  # fmt: skip
-                seq = cur.lastrowid
-                if cur.rowcount and seq is not None:  # built from what was written
-                    added.append(added_job(queue, new, new.job_id or str(seq), state, due, now))
-                    continue
-                # The custom id is kept already: return that job, as it is.
-                one, params = rows.id_match(full, new.job_id or "")
-                row = conn.execute(rows.SELECT_ONE.format(one=one), params).fetchone()
-                added.append(rows.row_to_job(queue, row))
-            return added
+            return [self._insert(conn, queue, full, new, now) for new in jobs]
 
         added = self._db.transaction(insert)
         self._wakeups.bump(full)
         return added
+
+    def _insert(
+        self, conn: sqlite3.Connection, queue: str, full: str, new: NewJob, now: int
+    ) -> Job:
+        """Add one job inside the caller's transaction (one with a kept id adds nothing)."""
+        due = due_ms(new.delay_ms) if new.delay_ms else now
+        backoff = None if new.backoff is None else encode(new.backoff)
+        state = "delayed" if new.delay_ms else "waiting"
+        cur = conn.execute(
+            rows.INSERT,
+            (full, new.job_id, new.name, new.payload, state,
+             new.priority, due, new.attempts, backoff, now),
+        )  # fmt: skip
+        seq = cur.lastrowid
+        if cur.rowcount and seq is not None:  # built from what was written
+            return added_job(queue, new, new.job_id or str(seq), state, due, now)
+        # The custom id is kept already: return that job, as it is.
+        one, params = rows.id_match(full, new.job_id or "")
+        row = conn.execute(rows.SELECT_ONE.format(one=one), params).fetchone()
+        return rows.row_to_job(queue, row)
 
     def fetch(self, queue: str, lease_ms: int, limit: int) -> list[Claim]:
         full = qualify(self._ns, queue)
@@ -122,7 +135,71 @@ class SQLiteQueueBackend:
             conn.execute(rows.CLAIM_PICKED.format(marks=marks), (token, now + lease_ms, now, *seqs))
             claimed = conn.execute(rows.SELECT_SEQS.format(marks=marks), seqs).fetchall()
         claimed.sort(key=lambda row: (row[5], row[6], row[0]))  # priority, due, seq
+        for row in claimed:
+            if row[1] is not None and row[1].startswith("repeat:"):  # a schedule's job
+                self._next_tick(conn, full, row[1], now)
         return [(token, row) for row in claimed]
+
+    # -- schedules (jexkv/schedules.py) ------------------------------------------------
+
+    def _next_tick(self, conn: sqlite3.Connection, full: str, job_id: str, now: int) -> None:
+        """A schedule's job was claimed: if it is its current tick's, make the next one in
+        the same transaction (ADVANCE_SCHEDULE lets one claim of a tick do it)."""
+        found = tick_of(job_id)
+        row = None if found is None else conn.execute(rows.SELECT_SCHEDULE, (full, found[0]))
+        current = None if row is None else row.fetchone()
+        if found is None or current is None or current[1] != found[1]:
+            return
+        spec, runs = spec_from_json(current[0]), current[2]
+        following = next_tick(spec, found[1], now, runs)
+        advanced = conn.execute(
+            rows.ADVANCE_SCHEDULE,
+            (following, runs + (following is not None), full, spec.id, found[1]),
+        ).rowcount
+        if advanced and following is not None:
+            self._insert(conn, "", full, tick_job(spec, following, now), now)
+
+    def schedule(self, queue: str, spec: ScheduleSpec) -> Schedule:
+        full = qualify(self._ns, queue)
+
+        def store(conn: sqlite3.Connection) -> tuple[int | None, int]:
+            now = now_ms()
+            self._drop_pending(conn, full, spec.id)
+            tick = first_tick(spec, now)
+            runs = 0 if tick is None else 1
+            conn.execute(rows.UPSERT_SCHEDULE, (full, spec.id, spec_to_json(spec), tick, runs))
+            if tick is not None:
+                self._insert(conn, queue, full, tick_job(spec, tick, now), now)
+            return tick, runs
+
+        tick, runs = self._db.transaction(store)
+        self._wakeups.bump(full)
+        return spec.schedule(queue, tick, runs)
+
+    def _drop_pending(self, conn: sqlite3.Connection, full: str, schedule_id: str) -> bool:
+        """Delete the schedule's job for its next tick unless it started; False if there
+        is no such schedule."""
+        found = conn.execute(rows.SELECT_SCHEDULE, (full, schedule_id)).fetchone()
+        if found is None:
+            return False
+        if found[1] is not None:
+            conn.execute(rows.DELETE_PENDING, (full, tick_job_id(schedule_id, found[1])))
+        return True
+
+    def schedules(self, queue: str) -> list[Schedule]:
+        found = self._db.read(rows.LIST_SCHEDULES, (qualify(self._ns, queue),))
+        return [spec_from_json(spec).schedule(queue, tick, runs) for spec, tick, runs in found]
+
+    def unschedule(self, queue: str, schedule_id: str) -> bool:
+        full = qualify(self._ns, queue)
+
+        def remove(conn: sqlite3.Connection) -> bool:
+            if not self._drop_pending(conn, full, schedule_id):
+                return False
+            conn.execute(rows.DELETE_SCHEDULE, (full, schedule_id))
+            return True
+
+        return self._db.transaction(remove)
 
     def seen(self, queue: str) -> int:
         return self._wakeups.seen(qualify(self._ns, queue))

@@ -70,6 +70,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE TABLE job_waits (seq INTEGER NOT NULL, waiter TEXT NOT NULL,"
         " until INTEGER NOT NULL, PRIMARY KEY (seq, waiter)) WITHOUT ROWID",
     ),
+    6: (
+        # Schedules (jexkv/schedules.py): their settings as JSON, the tick whose job waits
+        # now (NULL once ended) and how many jobs they made.
+        "CREATE TABLE schedules (queue TEXT NOT NULL, id TEXT NOT NULL, spec TEXT NOT NULL,"
+        " next_run_at INTEGER, runs INTEGER NOT NULL, PRIMARY KEY (queue, id)) WITHOUT ROWID",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -89,6 +95,7 @@ _TABLES: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = {
     "queue_checks": ((2, ("queue", "next_stall_check")),),
     "queue_pauses": ((3, ("queue",)),),
     "job_waits": ((5, ("seq", "waiter", "until")),),
+    "schedules": ((6, ("queue", "id", "spec", "next_run_at", "runs")),),
 }
 
 

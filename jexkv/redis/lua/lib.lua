@@ -332,3 +332,40 @@ local function state_of(id)
 end
 
 -- ---------------------------------------------------------------------------------------
+
+-- ---------------------------------------------------------------------------------------
+-- Schedules, in BullMQ 6's job-scheduler layout: Q:repeat (a sorted set: schedule id ->
+-- the tick whose job waits now) and Q:repeat:<id> (a hash: name, data, opts, pattern or
+-- every, tz, limit, startDate, endDate, offset, ic = jobs made). The job of a tick has the id
+-- repeat:<id>:<tick> and the schedule's id in its `rjk` field.
+
+-- Add a schedule's job (false, and a `duplicated` event, if a job of that id exists).
+local function add_scheduled(id, name, data, opts, delay, priority, sid)
+  local key = PREFIX .. id
+  if rcall("EXISTS", key) == 1 then
+    emit("duplicated", "jobId", id)
+    return false
+  end
+  rcall("INCR", K_ID)
+  rcall("HSET", key, "name", name, "data", data, "opts", opts, "timestamp", NOW, "delay", delay,
+        "priority", priority, "rjk", sid)
+  emit("added", "jobId", id, "name", name)
+  if delay > 0 then
+    add_delayed(id, NOW + delay)
+    emit("delayed", "jobId", id, "delay", NOW + delay)
+  else
+    push_ready(id, priority, paused_or_full(), "LPUSH")
+    emit("waiting", "jobId", id)
+  end
+  return true
+end
+
+-- Remove a schedule's job that has not started (delayed or ready); one that runs or ran stays.
+local function drop_pending(id)
+  local removed = rcall("ZREM", K_DELAYED, id) + rcall("ZREM", K_PRIO, id)
+  removed = removed + rcall("LREM", K_WAIT, 0, id)
+  if removed > 0 then
+    rcall("DEL", PREFIX .. id, PREFIX .. id .. ":logs")
+    emit("removed", "jobId", id, "prev", "waiting")
+  end
+end
