@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ from typing import Any, Callable
 import jexkv
 from jexkv.jobs import STATES, Job
 from jexkv.runner import UserError
+from jexkv.schedules import Schedule
 
 __all__ = ["main"]
 
@@ -47,7 +49,8 @@ def parse_value(text: str, raw: bool = False) -> Any:
 
 # Commands that only read: they never create the store (a SQLite file) they look into.
 _READ_ONLY = {("kv", "get"), ("kv", "ttl"), ("kv", "keys"),
-              ("queue", "counts"), ("queue", "jobs"), ("queue", "dead")}  # fmt: skip
+              ("queue", "counts"), ("queue", "jobs"), ("queue", "dead"),
+              ("queue", "schedules")}  # fmt: skip
 
 
 def _missing_store(args: argparse.Namespace) -> bool:
@@ -149,6 +152,16 @@ def _queue(args: argparse.Namespace) -> None:
         elif args.action == "purge":
             purged = q.purge_dead(name)
             _emit(args, {"purged": purged}, lambda: f"purged {purged}")
+        elif args.action == "schedules":
+            found = q.schedules(name)
+            listed = [_schedule_dict(s) for s in found]
+            _emit(args, listed, lambda: "\n".join(map(_schedule_line, found)))
+        elif args.action == "unschedule":
+            if not q.unschedule(name, args.schedule_id):
+                raise UserError(f"no schedule {args.schedule_id!r} on queue {name!r}")
+            _emit(
+                args, {"unscheduled": args.schedule_id}, lambda: f"unscheduled {args.schedule_id}"
+            )
         else:  # enqueue
             job = q.enqueue(
                 name,
@@ -161,6 +174,26 @@ def _queue(args: argparse.Namespace) -> None:
                 backoff=args.backoff_ms,
             )
             _emit(args, _job_dict(job), lambda: job.id)
+
+
+def _schedule_dict(schedule: Schedule) -> dict[str, Any]:
+    listed = dataclasses.asdict(schedule)
+    listed["backoff"] = None if schedule.backoff is None else schedule.backoff.to_dict()
+    return listed
+
+
+def _schedule_line(schedule: Schedule) -> str:
+    when = (
+        f"cron {schedule.cron!r} {schedule.tz}"
+        if schedule.cron
+        else f"every {schedule.every_ms} ms"
+    )
+    if schedule.next_run_at_ms is None:
+        next_run = "ended"
+    else:
+        at = datetime.datetime.fromtimestamp(schedule.next_run_at_ms / 1000, datetime.timezone.utc)
+        next_run = "next " + at.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return f"{schedule.id}  {schedule.name}  {when}  {next_run}  runs {schedule.runs}"
 
 
 # -- parser --------------------------------------------------------------------------
@@ -207,6 +240,8 @@ def _build_parser() -> argparse.ArgumentParser:
         ("pause", "stop every worker from fetching (running jobs finish)"),
         ("resume", "let workers fetch again"),
         ("enqueue", "add a job"),
+        ("schedules", "list the queue's schedules"),
+        ("unschedule", "remove a schedule (and its job for the next tick)"),
     ):
         sub = actions.add_parser(action, help=text)
         sub.add_argument("queue", metavar="QUEUE")
@@ -217,6 +252,8 @@ def _build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--state", choices=STATES, default="waiting")
         if action == "retry":
             sub.add_argument("job_id", metavar="JOB_ID", nargs="?")
+        if action == "unschedule":
+            sub.add_argument("schedule_id", metavar="ID")
         if action == "enqueue":
             sub.add_argument("name", metavar="NAME")
             sub.add_argument("payload", metavar="PAYLOAD", nargs="?", help="JSON, else text")

@@ -67,7 +67,13 @@ def _story(url: str) -> None:
         results: dict[str, Any] = {}  # what the handler returned, by job id
         gateway_fixed = threading.Event()
 
+        digests: list[str] = []
+
         def handle(job: jexkv.Job) -> Any:
+            if job.name == "sendDigest":
+                digests.append(job.id)
+                print(f"   [worker] sending the {job.payload['kind']} digest (job {job.id})")
+                return None
             if job.name == "sendWelcomeEmail":
                 sent.append(time.monotonic())
                 print(f"   [worker] sending the welcome email to {job.payload['email']}")
@@ -77,6 +83,7 @@ def _story(url: str) -> None:
                 attempt = job.attempts_made + 1
                 print(f"   [worker] {job.name} attempt {attempt}: {type(error).__name__}: {error}")
                 raise error
+            time.sleep(0.1)  # the newsletter API takes its time
             print(f"   [worker] {job.name} attempt {job.attempts_made + 1}: subscribed")
             results[job.id] = {"subscribed": True}
             return results[job.id]
@@ -107,15 +114,23 @@ def _story(url: str) -> None:
         print("   the API is back: retry it from the dead-letter state")
         gateway_fixed.set()
         retried = queue.retry_dead("emails", job.id)
-        print(f"   retry_dead: {retried} job")
-        # With keep_completed=0 (the default) a completed job is deleted: gone, not dead.
-        if not _wait(lambda: _state(queue, job.id) is None):
-            raise DemoError(f"job {job.id} did not complete in time")
-        print(
-            f"   job {job.id} completed with {results.get(job.id)} (then deleted: keep_completed=0)"
-        )
+        print(f"   retry_dead: {retried} job; wait_for() waits for its result")
+        try:
+            done = queue.wait_for("emails", job.id, timeout_ms=5000)
+        except (jexkv.WaitTimeout, jexkv.JobNotFound) as exc:
+            raise DemoError(f"job {job.id} did not complete as told: {exc}") from None
+        # With keep_completed=0 (the default) a completed job is deleted once its waiter has it.
+        print(f"   job {done.id} {done.state} with {done.result} (then deleted: keep_completed=0)")
 
-        print(f"\n5. Queue counts: {queue.counts('emails')}")
+        print("\n5. A schedule: a digest every 300 ms (cron works too: cron='0 3 * * *').")
+        queue.schedule("emails", "digest", "sendDigest", {"kind": "frequent"}, every_ms=300)
+        if not _wait(lambda: len(digests) >= 3):
+            raise DemoError("the schedule did not make three jobs in time")
+        [schedule] = queue.schedules("emails")
+        queue.unschedule("emails", "digest")
+        print(f"   {schedule.runs} jobs made so far, one per tick; unscheduled")
+
+        print(f"\n6. Queue counts: {queue.counts('emails')}")
     finally:
         queue.close()
         _clean_up(url, namespace)

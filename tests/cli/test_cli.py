@@ -608,3 +608,33 @@ def test_queue_pause_and_resume(tmp_path: pathlib.Path) -> None:
         assert q.is_paused("mail") and not q.is_paused("other")
     assert ok(tmp_path, *url, "queue", "resume", "mail").strip() == "mail: resumed"
     assert ok_json(tmp_path, *url, "queue", "resume", "mail") == {"paused": False}
+
+
+def test_queue_schedules_and_unschedule(tmp_path: pathlib.Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sched.db'}"
+    assert (
+        ok(tmp_path, "queue", "--url", url, "schedules", "reports") == "\n"
+    )  # none (and no file made)
+    with jexkv.open_queue(url) as q:
+        q.schedule("reports", "nightly", "sendDigest", {"kind": "daily"}, cron="0 3 * * *",
+                   tz="Europe/Berlin")  # fmt: skip
+        q.schedule("reports", "purge", "purge", every_ms=60_000, limit=5)
+    lines = ok(tmp_path, "queue", "--url", url, "schedules", "reports").splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("nightly  sendDigest  cron '0 3 * * *' Europe/Berlin  next ")
+    assert re.search(r"next \d{4}-\d\d-\d\dT0[12]:00:00Z  runs 1$", lines[0]), lines[0]
+    assert lines[1].startswith("purge  purge  every 60000 ms  next ")
+    listed = ok_json(tmp_path, "queue", "--url", url, "schedules", "reports")
+    assert [(s["id"], s["limit"], s["payload"]) for s in listed] == [
+        ("nightly", None, {"kind": "daily"}),
+        ("purge", 5, None),
+    ]
+    assert ok(tmp_path, "queue", "--url", url, "unschedule", "reports", "purge") == (
+        "unscheduled purge\n"
+    )
+    missing = cli(tmp_path, "queue", "--url", url, "unschedule", "reports", "purge")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "jexkv: error: no schedule 'purge' on queue 'reports'"
+    assert [s["id"] for s in ok_json(tmp_path, "queue", "--url", url, "schedules", "reports")] == [
+        "nightly"
+    ]

@@ -96,3 +96,21 @@ def test_node_and_jexkv_workers_together_make_one_job_per_tick(side, open_jexkv)
     assert ran and by_node, (len(ran), len(by_node))
     assert len(ticks) >= 10
     assert_one_job_per_tick(ticks, EVERY_MS)
+
+
+def test_jexkv_workers_run_a_node_cron_scheduler_with_seconds(side, open_jexkv):
+    side.run(
+        "schedulers.js", "upsert", "node-cron",
+        json.dumps({"repeat": {"pattern": "*/1 * * * * *", "tz": "UTC"}, "name": "everySecond",
+                    "data": {"n": 2}, "opts": {}}),
+    )  # fmt: skip
+    q = open_jexkv()
+    ran: list[str] = []
+    q.register_worker(side.queue, lambda job: ran.append(job.id))
+    assert wait_for(lambda: len(ran) >= 3, timeout=10), ran
+    q.unschedule(side.queue, "node-cron")
+    ticks = ran_ticks(ran)
+    assert all(tick % 1000 == 0 for tick in ticks), ticks
+    assert_one_job_per_tick(ticks, 1000)
+    listed = side.run("schedulers.js", "list")[0]["schedulers"]
+    assert listed == []

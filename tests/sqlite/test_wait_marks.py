@@ -1,5 +1,6 @@
 """wait_for on SQLite: the file's marks (schema version 5), an upgrade in place from version
-4, a mark whose waiter died, and a waiter in another process than the worker."""
+4 (to 6, with the schedules table), a mark whose waiter died, and a waiter in another
+process than the worker."""
 
 from __future__ import annotations
 
@@ -47,9 +48,16 @@ def test_a_version_4_file_is_upgraded_and_its_jobs_can_be_waited_for(tmp_path):
     _version_4_file(path)
     with jexkv.open_queue(f"sqlite:///{path}") as q:
         [job] = q.jobs("emails")
+        got: dict = {}
+        waiter = threading.Thread(target=lambda: got.update(done=q.wait_for("emails", job.id)))
+        waiter.start()
+        time.sleep(0.1)  # the waiter waits before the job runs
         q.register_worker("emails", lambda job: job.payload + 1)
-        done = q.wait_for("emails", job.id, timeout_ms=5000)
-        assert (done.state, done.result) == ("completed", 2)
+        waiter.join(10)
+        assert (got["done"].state, got["done"].result) == ("completed", 2)
+        q.schedule("emails", "later", "send", 3, every_ms=60_000, start_at_ms=2**40)  # version 6
+        assert [s.id for s in q.schedules("emails")] == ["later"]
+        q.unschedule("emails", "later")
     con = sqlite3.connect(str(path))
     try:
         assert con.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
