@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pathlib
 import time
+from collections import Counter
 
 import jexkv
 from tests.processes.conftest import Backend, Spawn
@@ -48,18 +49,23 @@ def test_four_processes_make_one_job_per_tick_and_one_catch_up_after_an_outage(
 
     before = [tick for tick, _ in _ticks(tmp_path, "a")]
     after = [tick for tick, _ in _ticks(tmp_path, "b")]
-    ticks = sorted(before + after)
-    assert len(ticks) == len(set(ticks)), "a tick ran twice"
+    # One job per tick. A run may repeat only for a job the kill cut short: it runs again
+    # once its lease runs out (at least once), and it is a tick from before the kill.
+    repeated = {tick for tick, count in Counter(before + after).items() if count > 1}
+    assert all(tick <= killed_at for tick in repeated), (repeated, killed_at)
+    assert len(repeated) <= 2, repeated
     # While the workers ran: every tick, on the beat.
     assert len(before) >= 20, before
     assert {b - a for a, b in zip(before, before[1:])} == {EVERY}
-    # The outage: the one tick whose job was made before the kill runs once when workers are
-    # back (late); the ticks after it come on the same beat, none of the outage's made up.
-    during = [tick for tick in after if killed_at < tick < back_at]
-    assert len(during) == 1, (during, killed_at, back_at)
-    assert during[0] == before[-1] + EVERY
-    rest = [tick for tick in after if tick > back_at]
+    # The outage: the tick whose job was made before the kill runs once when the workers are
+    # back (late), none of the ticks missed meanwhile is made up, and the ticks go on on the
+    # same beat. (A job claimed just before the kill runs then too: at least once.)
+    late = sorted({tick for tick in after if tick < back_at})
+    assert 1 <= len(late) <= 2, (late, killed_at, back_at)
+    assert len([tick for tick in late if tick > killed_at]) <= 1, (late, killed_at)
+    assert all(tick - before[-1] in (0, EVERY, 2 * EVERY) for tick in late), (late, before[-3:])
+    rest = sorted({tick for tick in after if tick > back_at})
     assert len(rest) >= 5, rest
     assert {b - a for a, b in zip(rest, rest[1:])} == {EVERY}
-    assert (rest[0] - during[0]) % EVERY == 0
+    assert (rest[0] - late[-1]) % EVERY == 0
     assert rest[0] - back_at < 1500  # back on the beat soon after the workers came back
