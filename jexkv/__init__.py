@@ -21,10 +21,12 @@ if TYPE_CHECKING:
         InvalidArgumentType,
         JexkvError,
         JobNotFound,
+        JobTimeout,
         ProtocolError,
         SerializationError,
         Unrecoverable,
         WaitTimeout,
+        WorkerCrashed,
         WrongTypeError,
     )
     from jexkv.jobs import Backoff, Job
@@ -44,6 +46,7 @@ __all__ = [
     "InvalidArgumentType",
     "Job",
     "JobNotFound",
+    "JobTimeout",
     "ProtocolError",
     "JexkvError",
     "KVStore",
@@ -52,6 +55,7 @@ __all__ = [
     "TaskQueue",
     "Unrecoverable",
     "WaitTimeout",
+    "WorkerCrashed",
     "WrongTypeError",
     "open_kv",
     "open_queue",

@@ -226,6 +226,13 @@ def _build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run the workers that MODULE:FUNCTION registers")
     worker.add_argument("target", metavar="MODULE:FUNCTION", help="calls FUNCTION(queue)")
     worker.add_argument("--concurrency", type=int, default=1, help="default threads per queue")
+    worker.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run each queue's jobs in N child processes (handlers importable by name)",
+    )
     _common(worker, top=False)
 
     queue = commands.add_parser("queue", help="look into and repair a queue")
@@ -299,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "worker":
             from jexkv.runner import run_worker
 
-            return run_worker(_url(args), args.target, args.concurrency)
+            return run_worker(_url(args), args.target, args.concurrency, args.processes)
         else:
             if (args.command, args.action) in _READ_ONLY:
                 args.empty = _missing_store(args)

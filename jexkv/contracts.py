@@ -112,6 +112,7 @@ class TaskQueue(Protocol):
         backoff: None | int | Backoff = None,
         priority: int = 0,
         job_id: str | None = None,
+        timeout_ms: int | None = None,
     ) -> Job:
         """Add a job; with a ``job_id`` that is already kept, add nothing and return that job."""
 
@@ -119,7 +120,14 @@ class TaskQueue(Protocol):
         """Add many jobs (dicts of enqueue's arguments), all or none; the jobs in order."""
 
     def register_worker(
-        self, queue: str, handler: Callable[[Job], Any], *, concurrency: int = 1
+        self,
+        queue: str,
+        handler: Callable[[Job], Any],
+        *,
+        concurrency: int = 1,
+        processes: bool = False,
+        timeout_ms: int | None = None,
+        max_jobs_per_process: int | None = None,
     ) -> None:
         """Start ``concurrency`` threads running ``handler`` on the jobs of ``queue``."""
 

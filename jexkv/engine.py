@@ -33,7 +33,7 @@ from typing import Any, Callable, Union
 
 from jexkv.codec import encode, printable
 from jexkv.contracts import Claim
-from jexkv.errors import ClosedError, SerializationError, Unrecoverable
+from jexkv.errors import ClosedError, JobTimeout, SerializationError, Unrecoverable
 from jexkv.jobs import Job
 from jexkv.outages import OutageLog
 
@@ -52,9 +52,11 @@ __all__ = [
     "Queue",
     "Raised",
     "Settings",
+    "attempt_timeout_s",
     "failure",
     "is_async_handler",
     "slot_steps",
+    "timed_out",
     "upkeep_steps",
 ]
 
@@ -112,9 +114,12 @@ class Queue:
     """One registered queue of a queue object: its handler, and the jobs its slots hold
     (job id -> lease token), which the upkeep renews."""
 
-    def __init__(self, name: str, handler: Callable[[Job], Any]) -> None:
+    def __init__(
+        self, name: str, handler: Callable[[Job], Any], timeout_ms: int | None = None
+    ) -> None:
         self.name = name
         self.handler = handler
+        self.timeout_ms = timeout_ms  # the worker's bound on one attempt (a job's own wins)
         self.running: dict[str, str] = {}
         self.lock = threading.Lock()
         self.outage = OutageLog(log, f"queue {name!r}")  # one line per outage, not per try
@@ -140,6 +145,17 @@ class Queue:
         """Those of ``job_ids`` this queue's slots still run under the same lease token."""
         with self.lock:
             return [j for j in job_ids if self.running.get(j) == tokens.get(j)]
+
+
+def attempt_timeout_s(q: Queue, job: Job) -> float | None:
+    """How long one attempt of ``job`` may run (seconds; None: no bound): the job's own
+    ``timeout_ms`` wins over the worker's."""
+    timeout = job.timeout_ms or q.timeout_ms
+    return None if timeout is None else timeout / 1000.0
+
+
+def timed_out(job: Job, timeout_s: float) -> JobTimeout:
+    return JobTimeout(f"job {job.id} ran past its timeout of {round(timeout_s * 1000)} ms")
 
 
 class Raised:
@@ -320,7 +336,10 @@ def _fail(
     """Record a failed attempt; whether the handler raised a BaseException (no Exception)."""
     decided = failure(job, exc)
     _log_failure(q.name, job, exc, decided)
-    tb = printable("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    # A handler run in a child process brings its own traceback (processes.py).
+    remote = getattr(exc, "remote_traceback", None)
+    tb = remote or "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    tb = printable(tb)
     try:
         retry_in, keep = decided.retry_in_ms, settings.keep_dead
         yield (FAIL, q.name, job.id, token, decided.error, tb, retry_in, keep)

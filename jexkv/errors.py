@@ -10,6 +10,8 @@
     ├── WrongTypeError (TypeError)  an operation on a value of the wrong kind (incr on text)
     ├── ClosedError                 a call on a store or queue after close()
     ├── Unrecoverable               raised by a job handler: dead-letter the job now, no retry
+    ├── JobTimeout (TimeoutError)   an attempt ran past its timeout_ms (the attempt fails)
+    ├── WorkerCrashed               the child process running an attempt died
     ├── WaitTimeout (TimeoutError)  wait_for gave up before the job finished
     ├── JobNotFound (LookupError)   wait_for was given an id no job on that queue has
     └── BackendError                the storage behind the store failed
@@ -33,10 +35,12 @@ __all__ = [
     "InvalidArgumentType",
     "JexkvError",
     "JobNotFound",
+    "JobTimeout",
     "ProtocolError",
     "SerializationError",
     "Unrecoverable",
     "WaitTimeout",
+    "WorkerCrashed",
     "WrongTypeError",
 ]
 
@@ -77,6 +81,14 @@ class Unrecoverable(JexkvError):
 
 class WaitTimeout(JexkvError, TimeoutError):
     """``wait_for`` gave up: the job had not finished when ``timeout_ms`` passed."""
+
+
+class JobTimeout(JexkvError, TimeoutError):
+    """An attempt ran past its ``timeout_ms``: it fails (and is retried like any failure)."""
+
+
+class WorkerCrashed(JexkvError):
+    """The child process running an attempt died (a signal, ``os._exit``, out of memory)."""
 
 
 class JobNotFound(JexkvError, LookupError):

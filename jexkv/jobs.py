@@ -128,6 +128,7 @@ class Job:
     backoff: Backoff | None = None
     processed_at_ms: int | None = None
     finished_at_ms: int | None = None
+    timeout_ms: int | None = None  # the job's own bound on one attempt (None: the worker's)
 
 
 _FINISHED = ("completed", "dead")
@@ -180,6 +181,7 @@ class NewJob:
     priority: int
     job_id: str | None
     given: Any = _NO_VALUE  # the caller's payload, when it is one of _AS_GIVEN
+    timeout_ms: int | None = None
 
     def payload_value(self) -> Any:
         """The payload as a job shows it: the caller's own object where JSON would give
@@ -208,8 +210,18 @@ def added_job(queue: str, new: NewJob, job_id: str, state: str, due_at: int, now
             "backoff": Backoff.from_dict(new.backoff),
             "processed_at_ms": None,
             "finished_at_ms": None,
+            "timeout_ms": new.timeout_ms,
         }
     )
+
+
+def check_timeout(timeout_ms: object, name: str = "timeout_ms") -> int | None:
+    """A job's or a worker's ``timeout_ms``: None, or a positive int (ValueError else)."""
+    if timeout_ms is None:
+        return None
+    if type(timeout_ms) is not int or timeout_ms <= 0:
+        raise InvalidArgument(f"{name} must be a positive int (ms) or None, got {timeout_ms!r}")
+    return timeout_ms
 
 
 def _check_name(what: str, value: object) -> str:
@@ -275,6 +287,7 @@ def new_job(
     backoff: None | int | Backoff = None,
     priority: object = 0,
     job_id: object = None,
+    timeout_ms: object = None,
 ) -> NewJob:
     """Check one enqueue request; raise TypeError/ValueError/SerializationError."""
     if job_id is not None:
@@ -288,6 +301,7 @@ def new_job(
         priority=check_int(priority, "priority", 0),
         job_id=job_id,  # type: ignore[arg-type]  # a str, checked above
         given=payload if type(payload) in _AS_GIVEN else _NO_VALUE,
+        timeout_ms=check_timeout(timeout_ms),
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 from jexkv.errors import ConfigError, InvalidArgument, InvalidArgumentType
-from jexkv.jobs import STATES, Backoff, NewJob, new_job
+from jexkv.jobs import STATES, Backoff, NewJob, check_timeout, new_job
 from jexkv.namespaces import check_queue_name
 
 __all__ = [
@@ -30,7 +30,9 @@ __all__ = [
 
 log = logging.getLogger("jexkv")
 
-_JOB_KEYS = frozenset({"name", "payload", "delay_ms", "attempts", "backoff", "priority", "job_id"})
+_JOB_KEYS = frozenset(
+    {"name", "payload", "delay_ms", "attempts", "backoff", "priority", "job_id", "timeout_ms"}
+)
 
 
 def check_enqueue(
@@ -42,6 +44,7 @@ def check_enqueue(
     backoff: None | int | Backoff,
     priority: object,
     job_id: object,
+    timeout_ms: object = None,
 ) -> NewJob:
     check_queue_name(queue)
     return new_job(
@@ -52,6 +55,7 @@ def check_enqueue(
         backoff=backoff,
         priority=priority,
         job_id=job_id,
+        timeout_ms=timeout_ms,
     )
 
 
@@ -73,13 +77,36 @@ def check_enqueue_many(queue: object, jobs: Iterable[Mapping[str, Any]]) -> list
     return checked
 
 
-def check_worker(queue: object, handler: Callable[..., Any], concurrency: object) -> str:
+def check_worker(
+    queue: object,
+    handler: Callable[..., Any],
+    concurrency: object,
+    processes: object = False,
+    timeout_ms: object = None,
+    max_jobs_per_process: object = None,
+) -> tuple[str, Callable[..., Any], int | None]:
+    """(queue name, the handler the slots run, the worker's timeout_ms), all checked; with
+    ``processes=True`` the handler runs in child processes (jexkv/processes.py)."""
     name = check_queue_name(queue)
     if not callable(handler):
         raise InvalidArgumentType(f"handler must be callable, got {type(handler).__name__}")
     if type(concurrency) is not int or concurrency < 1:
         raise InvalidArgument(f"concurrency must be an int >= 1, got {concurrency!r}")
-    return name
+    if type(processes) is not bool:
+        raise InvalidArgumentType(f"processes must be True or False, got {processes!r}")
+    timeout = check_timeout(timeout_ms)
+    if max_jobs_per_process is not None:
+        if not processes:
+            raise ConfigError("max_jobs_per_process goes with processes=True")
+        if type(max_jobs_per_process) is not int or max_jobs_per_process < 1:
+            raise InvalidArgument(
+                f"max_jobs_per_process must be an int >= 1 or None, got {max_jobs_per_process!r}"
+            )
+    if processes:
+        from jexkv.processes import ProcessHandler
+
+        handler = ProcessHandler(handler, name, max_jobs_per_process)
+    return name, handler, timeout
 
 
 def check_job(queue: object, job_id: object) -> str:

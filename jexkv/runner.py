@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import importlib
 import inspect
 import logging
@@ -27,7 +28,7 @@ from typing import Any, Callable
 import jexkv
 from jexkv.engine import is_async_handler
 from jexkv.jobs import Job
-from jexkv.queue_args import already_registered
+from jexkv.queue_args import already_registered, check_worker
 from jexkv.urls import parse_url, redact_url
 
 __all__ = ["UserError", "run_worker"]
@@ -46,32 +47,48 @@ class _SetupQueue:
     store is opened on first use, so a target that is no setup function creates nothing.
     ``open`` opens it: jexkv.open_queue, or jexkv.aio.open_queue for an async setup."""
 
-    def __init__(self, url: str, concurrency: int, target: str, open: Callable[[str], Any]) -> None:
+    def __init__(
+        self,
+        url: str,
+        concurrency: int,
+        target: str,
+        open: Callable[[str], Any],
+        processes: bool = False,
+    ) -> None:
         self._url = url
         self._open = open
         self._opened: Any = None
         self._concurrency = concurrency
+        self._processes = processes  # --processes N: process slots by default
         self._target = target
-        self._pending: list[tuple[str, Callable[[Job], Any], int]] = []
+        self._pending: list[tuple[str, Callable[[Job], Any], int, int | None]] = []
 
     @property
     def registered(self) -> list[str]:
-        return [queue for queue, _, _ in self._pending]
+        return [queue for queue, _, _, _ in self._pending]
 
     def register_worker(
-        self, queue: str, handler: Callable[[Job], Any], *, concurrency: int | None = None
+        self,
+        queue: str,
+        handler: Callable[[Job], Any],
+        *,
+        concurrency: int | None = None,
+        processes: bool | None = None,
+        timeout_ms: int | None = None,
+        max_jobs_per_process: int | None = None,
     ) -> None:
-        if not callable(handler):
-            raise jexkv.InvalidArgumentType(
-                f"handler must be callable, got {type(handler).__name__}"
-            )
         if queue in self.registered:
             raise already_registered(queue)
-        self._pending.append((queue, _logged(queue, handler), concurrency or self._concurrency))
+        slots = concurrency or self._concurrency
+        processes = self._processes if processes is None else processes
+        name, run, timeout = check_worker(
+            queue, handler, slots, processes, timeout_ms, max_jobs_per_process
+        )
+        self._pending.append((name, _logged(name, run), slots, timeout))
 
     def start(self) -> None:
-        for queue, handler, concurrency in self._pending:
-            self.queue.register_worker(queue, handler, concurrency=concurrency)
+        for queue, handler, concurrency, timeout in self._pending:
+            self.queue.register_worker(queue, handler, concurrency=concurrency, timeout_ms=timeout)
 
     def __getattr__(self, name: str) -> Any:
         if name in _JOB_ONLY:  # the setup function treats its argument as a Job
@@ -130,17 +147,22 @@ def _logged(queue: str, handler: Callable[[Job], Any]) -> Callable[[Job], Any]:
 
         return run_async
 
-    def run(job: Job) -> Any:
+    def call(run: Callable[..., Any], job: Job, *args: Any) -> Any:
         began = started(job)
         try:
-            result = handler(job)
+            result = run(job, *args)
         except BaseException as exc:  # as the engine: a SystemExit fails the job too
             ended(job, began, exc)
             raise
         ended(job, began, None)
         return result
 
-    return run
+    logged: Any = functools.partial(call, handler)
+    bounded = getattr(handler, "call_with_timeout", None)
+    if bounded is not None:  # a process handler: its timeouts and children stay its own
+        logged.call_with_timeout = functools.partial(call, bounded)
+        logged.close = handler.close  # type: ignore[attr-defined]
+    return logged  # type: ignore[no-any-return]
 
 
 def _load(target: str) -> Callable[[Any], Any]:
@@ -158,17 +180,22 @@ def _load(target: str) -> Callable[[Any], Any]:
     return setup  # type: ignore[no-any-return]
 
 
-def run_worker(url: str, target: str, concurrency: int) -> int:
+def run_worker(url: str, target: str, concurrency: int, processes: int | None = None) -> int:
+    """``jexkv worker``: ``processes`` (--processes N) runs N child processes per queue."""
     if concurrency < 1:
         raise UserError(f"--concurrency must be 1 or more, got {concurrency}")
+    if processes is not None and processes < 1:
+        raise UserError(f"--processes must be 1 or more, got {processes}")
+    if processes is not None:
+        concurrency = processes
     setup = _load(target)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     parse_url(url, {}, "queue")  # a bad URL fails here, before the setup runs
     if inspect.iscoroutinefunction(setup):
-        return asyncio.run(_run_async(url, target, concurrency, setup))
-    proxy = _SetupQueue(url, concurrency, target, jexkv.open_queue)
+        return asyncio.run(_run_async(url, target, concurrency, setup, processes is not None))
+    proxy = _SetupQueue(url, concurrency, target, jexkv.open_queue, processes is not None)
     stop = threading.Event()
     try:
         setup(proxy)
@@ -185,11 +212,13 @@ def run_worker(url: str, target: str, concurrency: int) -> int:
     return 0
 
 
-async def _run_async(url: str, target: str, concurrency: int, setup: Callable[[Any], Any]) -> int:
+async def _run_async(
+    url: str, target: str, concurrency: int, setup: Callable[[Any], Any], processes: bool
+) -> int:
     """An ``async def`` setup: awaited, and its workers run, on this process's loop."""
     import jexkv.aio
 
-    proxy = _SetupQueue(url, concurrency, target, jexkv.aio.open_queue)
+    proxy = _SetupQueue(url, concurrency, target, jexkv.aio.open_queue, processes)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     try:

@@ -70,9 +70,12 @@ class JobQueue:
         backoff: None | int | Backoff = None,
         priority: int = 0,
         job_id: str | None = None,
+        timeout_ms: int | None = None,
     ) -> Job:
         self._check_open()
-        new = check_enqueue(queue, name, payload, delay_ms, attempts, backoff, priority, job_id)
+        new = check_enqueue(
+            queue, name, payload, delay_ms, attempts, backoff, priority, job_id, timeout_ms
+        )
         return self._backend.add(queue, [new])[0]
 
     def enqueue_many(self, queue: str, jobs: Iterable[Mapping[str, Any]]) -> list[Job]:
@@ -81,12 +84,24 @@ class JobQueue:
         return self._backend.add(queue, checked) if checked else []
 
     def register_worker(
-        self, queue: str, handler: Callable[[Job], Any], *, concurrency: int = 1
+        self,
+        queue: str,
+        handler: Callable[[Job], Any],
+        *,
+        concurrency: int = 1,
+        processes: bool = False,
+        timeout_ms: int | None = None,
+        max_jobs_per_process: int | None = None,
     ) -> None:
         """Run ``handler`` on the jobs of ``queue``, ``concurrency`` at once: in threads, or,
-        for an ``async def`` handler, as tasks on an event loop this queue runs in a thread."""
+        for an ``async def`` handler, as tasks on an event loop this queue runs in a thread,
+        or (``processes=True``) in a child process per slot. ``timeout_ms`` bounds an
+        attempt (a job's own wins)."""
         self._check_open()
-        self._workers.start(check_worker(queue, handler, concurrency), handler, concurrency)
+        name, run, timeout = check_worker(
+            queue, handler, concurrency, processes, timeout_ms, max_jobs_per_process
+        )
+        self._workers.start(name, run, concurrency, timeout)
 
     def get_job(self, queue: str, job_id: str) -> Job | None:
         self._check_open()

@@ -32,13 +32,22 @@ from typing import Any, Callable
 
 from jexkv import engine
 from jexkv.contracts import QueueBackend
-from jexkv.engine import Program, Queue, Raised, Settings, is_async_handler
+from jexkv.engine import (
+    Program,
+    Queue,
+    Raised,
+    Settings,
+    attempt_timeout_s,
+    is_async_handler,
+    timed_out,
+)
 from jexkv.errors import ClosedError
 from jexkv.group_commit import GroupCommit
 from jexkv.jobs import Job
 from jexkv.offloop import OffLoop
 from jexkv.programs import drive_async
 from jexkv.queue_args import already_registered
+from jexkv.timeouts import TimedThreads
 from jexkv.waiting import wait_local_async
 
 __all__ = ["BLOCKED_S", "LoopWorkers", "OffLoopBackend", "TaskWorkers"]
@@ -107,10 +116,10 @@ class OffLoopBackend:
         await self.off.close(lambda backend: backend.close())
 
 
-def _call_handler(handler: Callable[[Job], Any], job: Job) -> Any:
+def _call_handler(handler: Callable[..., Any], *args: Any) -> Any:
     """A plain handler's run, in a thread: its result, or Raised (anything it raised)."""
     try:
-        return handler(job)
+        return handler(*args)
     except BaseException as exc:  # the attempt fails; the slot goes on
         return Raised(exc)
 
@@ -128,6 +137,7 @@ class TaskWorkers:
         self._commits: dict[str, GroupCommit] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._pools: list[concurrent.futures.ThreadPoolExecutor] = []
+        self._timed: list[TimedThreads] = []
         self._upkeep = upkeep
         self._side: list[asyncio.Task[None]] = []  # the upkeep task and the watchdog
         self._stop_side = asyncio.Event()
@@ -146,11 +156,13 @@ class TaskWorkers:
         self._queues[q.name] = q
         self._commits[q.name] = GroupCommit(q.name, self.backend.complete, self.backend.release)
         if is_async_handler(handler):
-            run = functools.partial(self._run_async, handler)
+            run = functools.partial(self._run_async, q)
         else:
             pool = concurrent.futures.ThreadPoolExecutor(concurrency, f"jexkv-worker-{q.name}")
             self._pools.append(pool)
-            run = functools.partial(self._run_in_thread, pool, handler)
+            timed = TimedThreads(q.name, concurrency)
+            self._timed.append(timed)
+            run = functools.partial(self._run_in_thread, pool, timed, q)
         if not self._side:  # the watchdog first: it must be looking when a slot starts
             self._side.append(asyncio.ensure_future(self._watchdog()))
             if self._upkeep:
@@ -171,10 +183,19 @@ class TaskWorkers:
     def _is_stopping(self) -> bool:
         return self.stopping
 
-    async def _run_async(self, handler: Callable[[Job], Any], job: Job) -> Any:
+    async def _run_async(self, q: Queue, job: Job) -> Any:
         self._running[job.id] = self._ran[job.id] = job.queue
         try:
-            return await handler(job)
+            timeout = attempt_timeout_s(q, job)
+            if timeout is None:
+                return await q.handler(job)
+            task = asyncio.ensure_future(q.handler(job))
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if done:
+                return task.result()
+            task.cancel()  # past its timeout: the coroutine is cancelled
+            await asyncio.gather(task, return_exceptions=True)
+            return Raised(timed_out(job, timeout))
         except asyncio.CancelledError as exc:
             if self._cancelling:
                 raise  # this worker is stopping: the job is handed back
@@ -185,10 +206,16 @@ class TaskWorkers:
             self._running.pop(job.id, None)
 
     async def _run_in_thread(
-        self, pool: concurrent.futures.Executor, handler: Callable[[Job], Any], job: Job
+        self, pool: concurrent.futures.Executor, timed: TimedThreads, q: Queue, job: Job
     ) -> Any:
+        timeout = attempt_timeout_s(q, job)
+        own_timeout = getattr(q.handler, "call_with_timeout", None)  # a process handler's
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, _call_handler, handler, job)
+        if own_timeout is not None:
+            return await loop.run_in_executor(pool, _call_handler, own_timeout, job, timeout)
+        if timeout is None:
+            return await loop.run_in_executor(pool, _call_handler, q.handler, job)
+        return await timed.acall(q.handler, job, timeout)
 
     async def _drive(self, program: Program, run: Callable[[Job], Any] | None) -> None:
         b, idle_wait_s = self.backend, self.idle_wait_s
@@ -265,6 +292,12 @@ class TaskWorkers:
             await asyncio.gather(*self._side, return_exceptions=True)
         for pool in self._pools:
             pool.shutdown(wait=False)
+        for timed in self._timed:
+            timed.shutdown()
+        for q in self._queues.values():
+            close = getattr(q.handler, "close", None)  # a process handler's children
+            if close is not None:
+                await asyncio.get_running_loop().run_in_executor(None, close, timeout_s)
         return abandoned
 
 

@@ -17,11 +17,12 @@ from typing import Any, Callable
 
 from jexkv import engine
 from jexkv.contracts import QueueBackend
-from jexkv.engine import Program, Queue, Settings, is_async_handler
+from jexkv.engine import Program, Queue, Settings, attempt_timeout_s, is_async_handler
 from jexkv.errors import ClosedError
 from jexkv.jobs import Job
 from jexkv.programs import drive
 from jexkv.queue_args import already_registered
+from jexkv.timeouts import TimedThreads
 
 __all__ = ["Workers"]
 
@@ -34,22 +35,32 @@ class _Driver:
         workers: Workers,
         program: Program,
         stop: threading.Event,
-        handler: Callable[[Job], Any] | None = None,
+        q: Queue | None = None,
+        timed: TimedThreads | None = None,
     ) -> None:
         self.workers = workers
         self.program = program
         self.stop = stop  # what ends a pause early
-        self.handler = handler  # what RUN steps run
+        self.q = q  # a slot's queue: its handler runs the RUN steps
+        self.timed = timed  # where calls with a timeout run (timeouts.py)
 
     def run(self) -> None:
         w = self.workers
-        backend, stop, handler, idle_wait_s = w.backend, self.stop, self.handler, w.idle_wait_s
+        backend, stop, idle_wait_s = w.backend, self.stop, w.idle_wait_s
+        q, timed = self.q, self.timed
+        handler: Any = None if q is None else q.handler
+        own_timeout = getattr(handler, "call_with_timeout", None)  # a process handler's
         raised = engine.Raised
 
         def do(step: Any) -> Any:
             if type(step) is Job:  # RUN: a slot's driver has a handler
                 try:
-                    return handler(step)  # type: ignore[misc]
+                    timeout = attempt_timeout_s(q, step)  # type: ignore[arg-type]
+                    if own_timeout is not None:
+                        return own_timeout(step, timeout)
+                    if timeout is None or timed is None:
+                        return handler(step)
+                    return timed.call(handler, step, timeout)
                 except BaseException as exc:  # the attempt fails; the slot goes on
                     return raised(exc)
             op = step[0]  # a tuple: a backend step, or a wait
@@ -77,14 +88,21 @@ class Workers:
         self._lock = threading.Lock()
         self._upkeep: threading.Thread | None = None
         self._tasks: Any = None  # tasks.LoopWorkers, for async handlers (started on need)
+        self._timed: list[TimedThreads] = []
 
-    def start(self, queue: str, handler: Callable[[Job], Any], concurrency: int) -> None:
+    def start(
+        self,
+        queue: str,
+        handler: Callable[[Job], Any],
+        concurrency: int,
+        timeout_ms: int | None = None,
+    ) -> None:
         with self._lock:
             if self.stopping.is_set():
                 raise ClosedError("this task queue is closed")
             if queue in self._queues:
                 raise already_registered(queue)
-            q = self._queues[queue] = Queue(queue, handler)
+            q = self._queues[queue] = Queue(queue, handler, timeout_ms)
             if is_async_handler(handler):
                 if self._tasks is None:
                     from jexkv.tasks import LoopWorkers
@@ -93,9 +111,11 @@ class Workers:
                 self._tasks.start(q, concurrency, handler)
             else:
                 stopping = self.stopping.is_set
+                timed = TimedThreads(queue, concurrency)
+                self._timed.append(timed)
                 for i in range(1, concurrency + 1):
                     program = engine.slot_steps(q, self.settings, stopping)
-                    driver = _Driver(self, program, self.stopping, handler)
+                    driver = _Driver(self, program, self.stopping, q, timed)
                     thread = threading.Thread(
                         target=driver.run, name=f"jexkv-worker-{queue}-{i}", daemon=True
                     )
@@ -130,4 +150,10 @@ class Workers:
         self.upkeep_stop.set()
         if self._upkeep is not None and self._upkeep is not threading.current_thread():
             self._upkeep.join()
+        for timed in self._timed:
+            timed.shutdown()
+        for q in queues:
+            close = getattr(q.handler, "close", None)  # a process handler's children
+            if close is not None:
+                close(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return abandoned

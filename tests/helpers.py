@@ -126,3 +126,12 @@ def hold_sqlite_write_lock(path: pathlib.Path, seconds: float) -> Iterator[None]
         yield
     finally:
         thread.join()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (a zombie not yet reaped counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -81,12 +81,20 @@ class AsyncTaskQueue(Protocol):
         backoff: None | int | Backoff = None,
         priority: int = 0,
         job_id: str | None = None,
+        timeout_ms: int | None = None,
     ) -> Job: ...
 
     async def enqueue_many(self, queue: str, jobs: Iterable[Mapping[str, Any]]) -> list[Job]: ...
 
     def register_worker(
-        self, queue: str, handler: Callable[[Job], Any], *, concurrency: int = 1
+        self,
+        queue: str,
+        handler: Callable[[Job], Any],
+        *,
+        concurrency: int = 1,
+        processes: bool = False,
+        timeout_ms: int | None = None,
+        max_jobs_per_process: int | None = None,
     ) -> None:
         """Run ``handler`` on the jobs of ``queue``, up to ``concurrency`` at once, on the
         running event loop: an ``async def`` handler as tasks, a plain one in threads.

@@ -78,9 +78,12 @@ class AsyncJobQueue:
         backoff: None | int | Backoff = None,
         priority: int = 0,
         job_id: str | None = None,
+        timeout_ms: int | None = None,
     ) -> Job:
         self._check_open()
-        new = check_enqueue(queue, name, payload, delay_ms, attempts, backoff, priority, job_id)
+        new = check_enqueue(
+            queue, name, payload, delay_ms, attempts, backoff, priority, job_id, timeout_ms
+        )
         return (await self._backend.add(queue, [new]))[0]  # type: ignore[no-any-return]
 
     async def enqueue_many(self, queue: str, jobs: Iterable[Mapping[str, Any]]) -> list[Job]:
@@ -89,12 +92,22 @@ class AsyncJobQueue:
         return await self._backend.add(queue, checked) if checked else []
 
     def register_worker(
-        self, queue: str, handler: Callable[[Job], Any], *, concurrency: int = 1
+        self,
+        queue: str,
+        handler: Callable[[Job], Any],
+        *,
+        concurrency: int = 1,
+        processes: bool = False,
+        timeout_ms: int | None = None,
+        max_jobs_per_process: int | None = None,
     ) -> None:
         """Run ``handler`` on the jobs of ``queue``, ``concurrency`` at once, as tasks of the
-        running loop (a plain handler in threads of its own)."""
+        running loop (a plain handler in threads of its own, or with ``processes=True`` in
+        a child process per slot); ``timeout_ms`` bounds an attempt (a job's own wins)."""
         self._check_open()
-        name = check_worker(queue, handler, concurrency)
+        name, run, timeout = check_worker(
+            queue, handler, concurrency, processes, timeout_ms, max_jobs_per_process
+        )
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -107,7 +120,7 @@ class AsyncJobQueue:
             self._workers = TaskWorkers(self._backend, self._settings)
         elif loop is not self._loop:
             raise ConfigError("this queue's workers run on another event loop")
-        self._workers.start(Queue(name, handler), concurrency, handler)
+        self._workers.start(Queue(name, run, timeout), concurrency, run)
 
     async def get_job(self, queue: str, job_id: str) -> Job | None:
         self._check_open()

@@ -63,6 +63,7 @@ class _Rec:
     token: str | None = None
     lease_until: int = 0
     version: int = 0
+    timeout_ms: int | None = None
 
 
 @dataclass
@@ -130,6 +131,7 @@ def _snapshot(queue: str, rec: _Rec, new: NewJob | None = None) -> Job:
             "backoff": None if rec.backoff is None else Backoff.from_dict(rec.backoff),
             "processed_at_ms": rec.processed_at,
             "finished_at_ms": rec.finished_at,
+            "timeout_ms": rec.timeout_ms,
         }
     )
 
@@ -217,6 +219,7 @@ class MemoryQueueBackend:
             created_at=now,
             backoff=new.backoff,
             seq=seq,
+            timeout_ms=new.timeout_ms,
         )
         q.jobs[rec.id] = rec
         self._schedule(q, rec, steady_due_ms(new.delay_ms) if new.delay_ms else now, now)

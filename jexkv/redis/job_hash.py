@@ -97,6 +97,7 @@ def _job(queue: str, job_id: str, fields: dict[str, Any], state: str) -> Job:
         if isinstance(listed, list) and listed:
             traceback = str(listed[-1])
     timestamp = _number(fields, "timestamp")
+    timeout = opts.get("timeout")  # jexkv's; Node workers ignore it
     processed, finished = fields.get("processedOn"), fields.get("finishedOn")
     return job_from(
         {
@@ -117,6 +118,7 @@ def _job(queue: str, job_id: str, fields: dict[str, Any], state: str) -> Job:
             "backoff": backoff_from_opts(opts.get("backoff")),
             "processed_at_ms": None if processed is None else int(processed),
             "finished_at_ms": None if finished is None else int(finished),
+            "timeout_ms": timeout if type(timeout) is int and timeout > 0 else None,
         }
     )
 
@@ -164,6 +166,8 @@ def new_job_opts(new: NewJob, keep: dict[str, Any]) -> str:
         opts["delay"] = new.delay_ms
     if new.job_id is not None:
         opts["jobId"] = new.job_id
+    if new.timeout_ms is not None:
+        opts["timeout"] = new.timeout_ms  # jexkv's own: Node workers ignore it
     opts.update(keep)
     return compact_json(opts)
 

@@ -194,7 +194,9 @@ class QueueOps:
                 raise InvalidArgument(
                     f"delay_ms {new.delay_ms} is too far ahead for BullMQ's layout"
                 )
-            plain = not (new.backoff or new.priority or new.delay_ms or new.job_id)
+            plain = not (
+                new.backoff or new.priority or new.delay_ms or new.job_id or new.timeout_ms
+            )
             opts = self.plain_opts.get(new.attempts) if plain else None
             if opts is None:
                 opts = new_job_opts(new, self.keep_opts)

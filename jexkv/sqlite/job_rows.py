@@ -68,11 +68,11 @@ __all__ = [
 COLUMNS = (
     "seq, custom_id, name, CAST(payload AS BLOB), state, priority, due_at, attempts,"
     " attempts_made, backoff, stall_count, error, traceback, CAST(result AS BLOB), created_at,"
-    " processed_at, finished_at"
+    " processed_at, finished_at, timeout_ms"
 )
 INSERT = (
     "INSERT OR IGNORE INTO jobs (queue, custom_id, name, payload, state, priority, due_at,"
-    " attempts, backoff, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " attempts, backoff, created_at, timeout_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 READY = (
     "SELECT EXISTS (SELECT 1 FROM jobs WHERE queue = ? AND state = 'waiting'),"
@@ -224,7 +224,7 @@ def id_match(queue: str, job_id: str) -> tuple[str, tuple[Any, ...]]:
 def row_to_job(queue: str, row: Sequence[Any]) -> Job:
     """The Job snapshot of a row selected with COLUMNS."""
     (seq, custom_id, name, payload, state, priority, due_at, attempts, made, backoff,
-     stalls, error, tb, result, created_at, processed_at, finished_at) = row  # fmt: skip
+     stalls, error, tb, result, created_at, processed_at, finished_at, timeout) = row  # fmt: skip
     if state == "delayed" and due_at <= now_ms():
         state = "waiting"  # due: the next fetch promotes it
     return job_from(
@@ -246,5 +246,6 @@ def row_to_job(queue: str, row: Sequence[Any]) -> Job:
             "backoff": Backoff.from_dict(None if backoff is None else decode(backoff)),
             "processed_at_ms": processed_at,
             "finished_at_ms": finished_at,
+            "timeout_ms": timeout,
         }
     )

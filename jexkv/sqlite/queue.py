@@ -86,7 +86,7 @@ class SQLiteQueueBackend:
         cur = conn.execute(
             rows.INSERT,
             (full, new.job_id, new.name, new.payload, state,
-             new.priority, due, new.attempts, backoff, now),
+             new.priority, due, new.attempts, backoff, now, new.timeout_ms),
         )  # fmt: skip
         seq = cur.lastrowid
         if cur.rowcount and seq is not None:  # built from what was written

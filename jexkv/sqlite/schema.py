@@ -76,6 +76,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE TABLE schedules (queue TEXT NOT NULL, id TEXT NOT NULL, spec TEXT NOT NULL,"
         " next_run_at INTEGER, runs INTEGER NOT NULL, PRIMARY KEY (queue, id)) WITHOUT ROWID",
     ),
+    7: (
+        # A job's own bound on one attempt (NULL: the worker's).
+        "ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -89,6 +93,14 @@ _TABLES: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = {
                 "seq queue custom_id name payload state priority due_at attempts attempts_made"
                 " backoff lease_token lease_until stall_count error traceback result created_at"
                 " processed_at finished_at".split()
+            ),
+        ),
+        (
+            7,
+            tuple(
+                "seq queue custom_id name payload state priority due_at attempts attempts_made"
+                " backoff lease_token lease_until stall_count error traceback result created_at"
+                " processed_at finished_at timeout_ms".split()
             ),
         ),
     ),

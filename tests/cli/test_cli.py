@@ -638,3 +638,42 @@ def test_queue_schedules_and_unschedule(tmp_path: pathlib.Path) -> None:
     assert [s["id"] for s in ok_json(tmp_path, "queue", "--url", url, "schedules", "reports")] == [
         "nightly"
     ]
+
+
+PROCESS_JOBS = """
+import os
+
+def handle(job):
+    if job.payload == "crash":
+        os._exit(3)
+    return {"pid": os.getpid(), "parent": os.getppid()}
+
+def setup(queue):
+    queue.register_worker("cpu", handle, timeout_ms=5000)
+"""
+
+
+def test_worker_with_processes_runs_handlers_in_child_processes(
+    tmp_path: pathlib.Path, worker: Worker
+) -> None:
+    _module(tmp_path, "cpujobs", PROCESS_JOBS)
+    url = ("--url", "sqlite:///p.db?keep_completed=10&keep_dead=10")
+    proc = worker(*url, "worker", "cpujobs:setup", "--processes", "2")
+    _wait_ready(tmp_path, proc)
+    jobs = [ok_json(tmp_path, *url, "queue", "enqueue", "cpu", "n", f'"{n}"') for n in "ab"]
+    crash = ok_json(tmp_path, *url, "queue", "enqueue", "cpu", "c", '"crash"')
+
+    def finished() -> bool:
+        counts = _state_counts(tmp_path, url, "cpu")
+        return counts["completed"] == 2 and counts["dead"] == 1 or proc.poll() is not None
+
+    assert wait_for(finished, timeout=DEADLINE), _err(tmp_path)
+    done = ok_json(tmp_path, *url, "queue", "jobs", "cpu", "--state", "completed")
+    assert {j["result"]["parent"] for j in done} == {proc.pid}  # children of the worker
+    assert all(j["result"]["pid"] != proc.pid for j in done)
+    [dead] = ok_json(tmp_path, *url, "queue", "dead", "cpu")
+    assert dead["id"] == crash["id"] and "it exited with code 3" in dead["error"]
+    assert _signal_exit_code(tmp_path, proc, signal.SIGTERM, "SIGTERM") == 0
+    err = _err(tmp_path)
+    assert re.search(rf"job {jobs[0]['id']} \(n\) on cpu done in", err), err
+    assert "Traceback" not in err.split("WorkerCrashed")[0], err
