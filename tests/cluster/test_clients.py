@@ -68,6 +68,9 @@ def test_a_graceful_failover_is_not_seen_by_the_caller(sentinel: RedisSentinelSe
     READONLY to writes, which did not run, so the client asks again and resends."""
     with SentinelRedis.from_url(sentinel.url()) as client:
         client.execute_command("SET", "before", 1)
+        # Replication is asynchronous: a failover may lose a write no replica has yet, which
+        # is not what this test is about. WAIT until one has it.
+        assert client.execute_command("WAIT", 1, 5000) >= 1
         old = sentinel.primary_port()
         sentinel.sentinels[0].command("FAILOVER", "mymaster")
         assert wait_for(lambda: sentinel.primary_port() != old, timeout=30)
