@@ -17,7 +17,7 @@ FIELDS = {
     "id": "7", "queue": "q", "name": "n", "payload": {"a": 1}, "attempts": 3,
     "attempts_made": 1, "priority": 0, "created_at_ms": 5, "state": "waiting", "error": None,
     "result": None, "due_at_ms": 5, "traceback": None, "stall_count": 0, "backoff": None,
-    "processed_at_ms": None, "finished_at_ms": None,
+    "processed_at_ms": None, "finished_at_ms": None, "timeout_ms": None,
 }  # fmt: skip
 
 
