@@ -17,6 +17,7 @@ No-op jobs: 5,000 jobs through ``processes=True`` and through threads (SQLite,
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -134,12 +135,17 @@ def huey_cpu(folder, n):
 
     results = [burn(MS) for _ in range(n)]
     consumer = huey.create_consumer(workers=CORES, worker_type="process", periodic=False)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     started = time.perf_counter()
-    threading.Thread(target=consumer.run, daemon=True).start()
-    for result in results:
-        result.get(blocking=True, timeout=300)
-    took = time.perf_counter() - started
-    consumer.stop(graceful=True)
+    consumer.start()  # its process workers, started here (and its signal handlers)
+    try:
+        for result in results:
+            result.get(blocking=True, timeout=300)
+        took = time.perf_counter() - started
+    finally:
+        consumer.stop(graceful=True)
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
     return n / took
 
 
