@@ -433,7 +433,9 @@ class SQLiteQueueBackend:
         elif state == "delayed":
             sql, params = rows.LIST_DELAYED, (full, now, limit)
         else:
-            sql, params = rows.LIST_STATE.format(order=rows.LIST_ORDER[state]), (full, state, limit)
+            finished = f" AND {rows.FINISHED}" if state in ("completed", "dead") else ""
+            sql = rows.LIST_STATE.format(order=rows.LIST_ORDER[state], finished=finished)
+            params = (full, state, limit)
         return [rows.row_to_job(queue, row) for row in self._db.read(sql, params)]
 
     def retry_dead(self, queue: str, job_id: str | None) -> int:
