@@ -24,6 +24,7 @@ Rules:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import functools
 import logging
@@ -112,7 +113,7 @@ def watcher_steps(watcher: _Watcher) -> Generator[tuple[Any, ...], Any, None]:
             owner.outage.failed(exc, "handing back a queue's marker")
 
 
-class _Watch:
+class _Watch(abc.ABC):
     """The watchers of one Redis queue store: which queue each watches, and what the
     server refused; the driver (threads or tasks) is the subclass's."""
 
@@ -195,14 +196,17 @@ class _Watch:
 
     # The driver's part.
 
+    @abc.abstractmethod
     def _start(self, watcher: _Watcher) -> None:
-        raise NotImplementedError
+        """Run ``watcher``'s program: in a thread, or as a task."""
 
+    @abc.abstractmethod
     def _wake_idle(self) -> None:
-        raise NotImplementedError
+        """Wake the watchers that have nothing to block on, so they look again."""
 
+    @abc.abstractmethod
     def _end_wait(self, watcher: _Watcher, blocked: frozenset[str]) -> None:
-        raise NotImplementedError
+        """End ``watcher``'s blocking wait on ``blocked``, so it blocks again on today's markers."""
 
 
 class MarkerWatch(_Watch):

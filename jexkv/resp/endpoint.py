@@ -5,6 +5,7 @@ one place; only their I/O lives in their own modules.
 
 from __future__ import annotations
 
+import abc
 import ssl
 from typing import Any, TypeVar
 
@@ -79,7 +80,7 @@ class Endpoint:
         )
 
 
-class ClientSettings:
+class ClientSettings(abc.ABC):
     """A client's settings; ``_start`` (the client's own) then builds its connections' home
     (a pool, or one auto-pipelined connection per loop)."""
 
@@ -119,8 +120,9 @@ class ClientSettings:
         self.retries = retries
         self._start(max_connections)
 
+    @abc.abstractmethod
     def _start(self, max_connections: int) -> None:
-        raise NotImplementedError
+        """Set up the client's connections (a pool, or one shared connection per loop)."""
 
     @classmethod
     def from_url(cls: type[_C], url: str, **options: Any) -> _C:
