@@ -55,6 +55,7 @@ __all__ = [
     "attempt_timeout_s",
     "failure",
     "is_async_handler",
+    "run_handler",
     "slot_steps",
     "timed_out",
     "upkeep_steps",
@@ -167,6 +168,15 @@ class Raised:
 
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
+
+
+def run_handler(handler: Callable[..., Any], *args: Any) -> Any:
+    """A handler's outcome, in the calling thread: what it returned, or Raised (anything
+    it raised, a BaseException included: the attempt fails, the caller goes on)."""
+    try:
+        return handler(*args)
+    except BaseException as exc:
+        return Raised(exc)
 
 
 class Failure:

@@ -135,18 +135,21 @@ def check_retry(queue: object, job_id: object) -> str:
 def check_wait(queue: object, job_id: object, timeout_ms: object) -> str:
     """The queue name of ``wait_for(queue, job_id, timeout_ms=...)``, all three checked."""
     name = check_job(queue, job_id)
-    if timeout_ms is not None and (type(timeout_ms) is not int or timeout_ms < 0):
-        raise InvalidArgument(f"timeout_ms must be an int >= 0 or None, got {timeout_ms!r}")
+    _check_wait_ms(timeout_ms)
     return name
 
 
 def check_close(timeout_ms: object) -> float | None:
     """The timeout of ``close(timeout_ms)`` in seconds (None: no bound)."""
-    if timeout_ms is None:
-        return None
-    if type(timeout_ms) is not int or timeout_ms < 0:
+    timeout = _check_wait_ms(timeout_ms)
+    return None if timeout is None else timeout / 1000.0
+
+
+def _check_wait_ms(timeout_ms: object) -> int | None:
+    """The ``timeout_ms`` of a wait (``wait_for``, ``close``): an int >= 0, or None."""
+    if timeout_ms is not None and (type(timeout_ms) is not int or timeout_ms < 0):
         raise InvalidArgument(f"timeout_ms must be an int >= 0 or None, got {timeout_ms!r}")
-    return timeout_ms / 1000.0
+    return timeout_ms
 
 
 def already_registered(queue: str) -> ConfigError:

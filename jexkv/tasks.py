@@ -39,6 +39,7 @@ from jexkv.engine import (
     Settings,
     attempt_timeout_s,
     is_async_handler,
+    run_handler,
     timed_out,
 )
 from jexkv.errors import ClosedError
@@ -114,14 +115,6 @@ class OffLoopBackend:
 
     async def aclose(self) -> None:
         await self.off.close(lambda backend: backend.close())
-
-
-def _call_handler(handler: Callable[..., Any], *args: Any) -> Any:
-    """A plain handler's run, in a thread: its result, or Raised (anything it raised)."""
-    try:
-        return handler(*args)
-    except BaseException as exc:  # the attempt fails; the slot goes on
-        return Raised(exc)
 
 
 class TaskWorkers:
@@ -212,9 +205,9 @@ class TaskWorkers:
         own_timeout = getattr(q.handler, "call_with_timeout", None)  # a process handler's
         loop = asyncio.get_running_loop()
         if own_timeout is not None:
-            return await loop.run_in_executor(pool, _call_handler, own_timeout, job, timeout)
+            return await loop.run_in_executor(pool, run_handler, own_timeout, job, timeout)
         if timeout is None:
-            return await loop.run_in_executor(pool, _call_handler, q.handler, job)
+            return await loop.run_in_executor(pool, run_handler, q.handler, job)
         return await timed.acall(q.handler, job, timeout)
 
     async def _drive(self, program: Program, run: Callable[[Job], Any] | None) -> None:

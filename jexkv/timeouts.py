@@ -21,19 +21,12 @@ import threading
 import time
 from typing import Any, Callable
 
-from jexkv.engine import Raised, timed_out
+from jexkv.engine import Raised, run_handler, timed_out
 from jexkv.jobs import Job
 
 __all__ = ["TimedThreads"]
 
 log = logging.getLogger("jexkv")
-
-
-def _run(handler: Callable[[Job], Any], job: Job) -> Any:
-    try:
-        return handler(job)
-    except BaseException as exc:  # the attempt fails; the thread goes on
-        return Raised(exc)
 
 
 class TimedThreads:
@@ -59,7 +52,7 @@ class TimedThreads:
             self._free.acquire()
 
     def _submit(self, handler: Callable[[Job], Any], job: Job) -> concurrent.futures.Future[Any]:
-        future = self._pool.submit(_run, handler, job)
+        future = self._pool.submit(run_handler, handler, job)
         future.add_done_callback(lambda _: self._free.release())
         return future
 

@@ -37,7 +37,15 @@ from jexkv.redis.job_hash import (
     new_job_opts,
 )
 from jexkv.redis.programs import SCRIPT, TRANSACTION, Program
-from jexkv.redis.schedule_hash import schedule_fields, spec_from_hash, template_opts, tick_job_row
+from jexkv.redis.schedule_hash import (
+    beat_offset,
+    hash_fields,
+    number,
+    schedule_fields,
+    spec_from_hash,
+    template_opts,
+    tick_job_row,
+)
 from jexkv.redis.scripts import BATCH, KEY_NAMES, queue_keys
 from jexkv.resp.errors import ServerError
 from jexkv.resp.protocol import as_text
@@ -50,10 +58,6 @@ __all__ = ["MAX_PRIORITY", "MIN_REDIS", "QueueOps", "server_version"]
 log = logging.getLogger("jexkv")
 
 _ENDS = ("completed", "failed")  # the events of a job's end (BullMQ's "failed" is final)
-
-
-def _int_or_none(text: str | None) -> int | None:
-    return None if not text else int(float(text))
 
 
 def stream_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
@@ -327,7 +331,7 @@ class QueueOps:
         first = first_tick(spec, now)
         opts = template_opts(spec, self.keep_opts)
         fields = schedule_fields(spec, opts, first)
-        offset = None if spec.every_ms is None or first is None else first % spec.every_ms
+        offset = beat_offset(spec, first)
         row = "" if first is None else tick_job_row(spec, opts, first, now, 1, offset)
         yield from self.script(
             "schedule", queue, spec.id, compact_json(fields), "" if first is None else first,
@@ -344,12 +348,12 @@ class QueueOps:
         while True:
             page = yield from self.script("schedules", queue, after, 500)
             for sid, tick, flat, state in page:
-                fields = dict(zip(map(as_text, flat[::2]), map(as_text, flat[1::2])))
+                fields = hash_fields(flat)
                 read = spec_from_hash(as_text(sid), fields)
                 if read is not None:
                     pending = as_text(state) in ("waiting", "delayed")
-                    next_run = int(float(as_text(tick))) if pending else None
-                    found.append(read[0].schedule(queue, next_run, int(fields.get("ic", 0))))
+                    next_run = number(as_text(tick)) if pending else None
+                    found.append(read[0].schedule(queue, next_run, number(fields.get("ic")) or 0))
                 after = as_text(sid)
             if len(page) < 500:
                 return found
@@ -369,18 +373,17 @@ class QueueOps:
             TRANSACTION,
             [("ZSCORE", repeat_key, schedule_id), ("HGETALL", f"{repeat_key}:{schedule_id}")],
         )
-        if current is None or int(float(as_text(current))) != tick:
+        if current is None or number(as_text(current)) != tick:
             return  # not the schedule's current tick (any more): another claim made the next
-        pairs = list(flat.items()) if isinstance(flat, dict) else list(zip(flat[::2], flat[1::2]))
-        fields = {as_text(k): as_text(v) for k, v in pairs}
+        fields = hash_fields(flat)
         read = spec_from_hash(schedule_id, fields)
         if read is None:
             return
         spec, opts = read
         now = now_ms()
-        runs = int(fields.get("ic") or 0)
+        runs = number(fields.get("ic")) or 0
         following = next_tick(spec, tick, now, runs)
-        offset = _int_or_none(fields.get("offset")) if spec.every_ms else None
+        offset = number(fields.get("offset")) if spec.every_ms else None
         row = (
             "" if following is None else tick_job_row(spec, opts, following, now, runs + 1, offset)
         )

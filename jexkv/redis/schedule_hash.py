@@ -23,9 +23,18 @@ from jexkv.codec import check_text
 from jexkv.cron import Cron
 from jexkv.errors import ConfigError
 from jexkv.redis.job_hash import backoff_from_opts, compact_json, new_job_opts
+from jexkv.resp.protocol import as_text
 from jexkv.schedules import ScheduleSpec, tick_job
 
-__all__ = ["schedule_fields", "spec_from_hash", "template_opts", "tick_job_row"]
+__all__ = [
+    "beat_offset",
+    "hash_fields",
+    "number",
+    "schedule_fields",
+    "spec_from_hash",
+    "template_opts",
+    "tick_job_row",
+]
 
 log = logging.getLogger("jexkv")
 
@@ -51,13 +60,30 @@ def _repeat(spec: ScheduleSpec) -> dict[str, Any]:
     return repeat
 
 
+def beat_offset(spec: ScheduleSpec, tick: int | None) -> int | None:
+    """An ``every`` schedule's beat within its interval (BullMQ's ``offset``), from a tick."""
+    return None if spec.every_ms is None or tick is None else tick % spec.every_ms
+
+
+def number(text: str | None) -> int | None:
+    """A number of a hash field or a sorted-set score (``"1.7e12"`` too); None if empty."""
+    return None if not text else int(float(text))
+
+
+def hash_fields(reply: Any) -> dict[str, str]:
+    """An HGETALL reply (a RESP3 map or a RESP2 flat list) as a dict of texts."""
+    pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2])
+    return {as_text(name): as_text(value) for name, value in pairs}
+
+
 def schedule_fields(spec: ScheduleSpec, opts: dict[str, Any], first: int | None) -> list[str]:
     """The hash of a schedule jexkv stores, flat (``ic`` is the script's)."""
     fields: dict[str, Any] = {"name": spec.name, "data": spec.payload, "opts": compact_json(opts)}
     for name, value in _repeat(spec).items():
         fields[name] = value
-    if spec.every_ms is not None and first is not None:
-        fields["offset"] = first % spec.every_ms
+    offset = beat_offset(spec, first)
+    if offset is not None:
+        fields["offset"] = offset
     return [str(part) for pair in fields.items() for part in pair]
 
 
@@ -66,26 +92,19 @@ def tick_job_row(
 ) -> str:
     """The job of ``tick`` as schedule.lua and schedule_next.lua take it: JSON [name, opts,
     delay, priority]; ``count`` is its iteration (BullMQ's ``repeat.count``)."""
-    delay = max(0, tick - now)
+    job = tick_job(spec, tick, now)
     repeat = {**_repeat(spec), "count": count}
     if offset is not None:
         repeat["offset"] = offset
     job_opts = {
         **opts,
-        "jobId": f"repeat:{spec.id}:{tick}",
-        "delay": delay,
+        "jobId": job.job_id,
+        "delay": job.delay_ms,
         "prevMillis": tick,
         "repeatJobKey": spec.id,
         "repeat": repeat,
     }
-    return compact_json([spec.name, compact_json(job_opts), delay, spec.priority])
-
-
-def _int(fields: dict[str, str], name: str) -> int | None:
-    value = fields.get(name)
-    if value in (None, ""):
-        return None
-    return int(float(value))
+    return compact_json([spec.name, compact_json(job_opts), job.delay_ms, spec.priority])
 
 
 def spec_from_hash(
@@ -97,7 +116,7 @@ def spec_from_hash(
         opts = json.loads(fields.get("opts") or "{}")
         if not isinstance(opts, dict):
             opts = {}
-        pattern, every = fields.get("pattern"), _int(fields, "every")
+        pattern, every = fields.get("pattern"), number(fields.get("every"))
         tz = fields.get("tz") or "UTC"
         if pattern:
             cron = Cron.parse(pattern, tz)
@@ -112,9 +131,9 @@ def spec_from_hash(
             cron=pattern or None,
             every_ms=None if pattern else every,
             tz=tz if pattern else "UTC",
-            start_at_ms=_int(fields, "startDate"),
-            end_at_ms=_int(fields, "endDate"),
-            limit=_int(fields, "limit"),
+            start_at_ms=number(fields.get("startDate")),
+            end_at_ms=number(fields.get("endDate")),
+            limit=number(fields.get("limit")),
             attempts=attempts if type(attempts) is int and attempts > 0 else 1,
             backoff=None if backoff is None else backoff.to_dict(),
             priority=priority if type(priority) is int and priority >= 0 else 0,

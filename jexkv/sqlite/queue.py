@@ -146,10 +146,11 @@ class SQLiteQueueBackend:
         """A schedule's job was claimed: if it is its current tick's, make the next one in
         the same transaction (ADVANCE_SCHEDULE lets one claim of a tick do it)."""
         found = tick_of(job_id)
-        row = None if found is None else conn.execute(rows.SELECT_SCHEDULE, (full, found[0]))
-        current = None if row is None else row.fetchone()
-        if found is None or current is None or current[1] != found[1]:
+        if found is None:
             return
+        current = conn.execute(rows.SELECT_SCHEDULE, (full, found[0])).fetchone()
+        if current is None or current[1] != found[1]:
+            return  # not a schedule's (any more), or not its current tick: nothing more
         spec, runs = spec_from_json(current[0]), current[2]
         following = next_tick(spec, found[1], now, runs)
         advanced = conn.execute(
